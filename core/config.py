@@ -43,6 +43,7 @@ SCHEMA = {
     "modality": Key(str, "rgb", "input modality", ("rgb", "flow")),
     # data
     "video_path": Key(PATH, None, "root of the extracted frames: <root>/<class>/<video_id>/image_00001.jpg"),
+    "flow_path": Key(PATH, None, "root of the optical-flow frames (modality flow, joint evaluation)"),
     "annotation_path": Key(PATH, None, "annotation JSON (kenshohara's format)"),
     "result_path": Key(str, "results", "directory for logs, checkpoints and results"),
     "flow_template": Key(str, "image_{:05d}{}.jpg", "flow frame names: '{:05d}' is the index, '{}' is x or y "

@@ -1,0 +1,107 @@
+"""PyTorch side of the shared training loop (core.training) and evaluation (core.evaluation)."""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backends.torch.models import build_model
+from backends.torch.weights import load_numpy_state, load_pretrained, to_numpy_state
+from core.archs import arch_name, model_kwargs
+from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, trainable_names
+
+
+def pick_device(config):
+    if config["device"] == "gpu" and not torch.cuda.is_available():
+        raise SystemExit("device: gpu was asked for, but torch sees no CUDA device")
+    return torch.device("cuda" if config["device"] != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def create_model(config):
+    """The config's model, with pretrained weights (new head for n_classes) when pretrain_path is set."""
+    torch.manual_seed(config["manual_seed"])
+    model = build_model(arch_name(config), **model_kwargs(config))
+    if config["pretrain_path"]:
+        pretrained = load_pretrained(config["pretrain_path"])
+        load_numpy_state(model, fit_pretrained(pretrained, to_numpy_state(model)))
+    return model
+
+
+class TorchEngine(Engine):
+    checkpoint_suffix = ".pth"
+
+    def __init__(self, config):
+        self.config = config
+        self.arch = arch_name(config)
+        self.device = pick_device(config)
+        self.device_name = str(self.device)
+        self.model = create_model(config).to(self.device)
+        trainable = set(trainable_names((n for n, _ in self.model.named_parameters()), config["ft_begin_module"]))
+        params = []
+        for name, param in self.model.named_parameters():
+            param.requires_grad = name in trainable
+            if param.requires_grad:
+                params.append(param)
+        if config["optimizer"] == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=config["learning_rate"], momentum=config["momentum"],
+                                             dampening=config["dampening"], weight_decay=config["weight_decay"],
+                                             nesterov=config["nesterov"])
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=config["learning_rate"], weight_decay=config["weight_decay"])
+        self.amp = config["amp"] and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+
+    def begin_epoch(self, epoch, train):
+        self.model.train(train)
+        if train:
+            torch.manual_seed(epoch_seed(self.config["manual_seed"], epoch))
+
+    def set_lr(self, lr):
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _forward(self, x, y):
+        x = torch.from_numpy(x).to(self.device, non_blocking=True)
+        y = torch.from_numpy(y).to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, enabled=self.amp):
+            logits = self.model(x)
+            loss = F.cross_entropy(logits.float(), y)
+        return loss, logits
+
+    def train_batch(self, x, y):
+        loss, logits = self._forward(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.item(), logits.detach().float().cpu().numpy()
+
+    @torch.no_grad()
+    def eval_batch(self, x, y):
+        loss, logits = self._forward(x, y)
+        return loss.item(), logits.float().cpu().numpy()
+
+    def save(self, path, meta):
+        """kenshohara's save_N.pth plus our scheduler state, config and the epoch's RNG."""
+        state = {"epoch": meta["epoch"], "arch": meta["arch"], "state_dict": self.model.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "scheduler": meta["scheduler"],
+                 "config": meta["config"]}
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def load(self, path):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        load_numpy_state(self.model, load_pretrained(path))
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        return checkpoint
+
+
+def build_predictor(config):
+    """predict(x numpy) -> logits numpy for the checkpoint at config.resume_path."""
+    device = pick_device(config)
+    model = build_model(arch_name(config), **model_kwargs(config))
+    load_numpy_state(model, load_pretrained(config["resume_path"]))
+    model.to(device).eval()
+
+    @torch.no_grad()
+    def predict(x):
+        return model(torch.from_numpy(np.ascontiguousarray(x)).to(device)).float().cpu().numpy()
+
+    return predict

@@ -1,0 +1,6 @@
+"""python -m backends.torch.train --config configs/X.yaml [--set key=value ...]"""
+from backends.torch.engine import TorchEngine
+from core.cli import train_main
+
+if __name__ == "__main__":
+    train_main("torch", TorchEngine)

@@ -1,0 +1,87 @@
+"""The train and evaluate command lines, identical for every backend.
+
+`python -m backends.<fw>.train` and `python -m backends.<fw>.evaluate` call
+these with their framework's engine / predictor builders, so options,
+messages and outputs are the same in PyTorch, Paddle and MindSpore.
+"""
+import argparse
+import os
+import time
+
+import yaml
+
+from core.config import add_config_arguments, config_from_args, Config
+from core.datasets import training_set, validation_set
+from core.evaluation import evaluate, evaluate_joint
+from core.loader import BatchLoader
+from core.training import fit
+
+
+def _data_paths(config):
+    return ("flow_path",) if config.get("modality") == "flow" else ("video_path",)
+
+
+def _load(args, extra_required=()):
+    base = config_from_args(args, require_paths=())
+    return config_from_args(args, require_paths=("annotation_path",) + _data_paths(base) + extra_required)
+
+
+def _save_config(config, name):
+    os.makedirs(config["result_path"], exist_ok=True)
+    with open(os.path.join(config["result_path"], name), "w") as f:
+        yaml.safe_dump(dict(config), f, sort_keys=False)
+
+
+def train_main(framework, build_engine, argv=None):
+    parser = argparse.ArgumentParser(
+        prog=f"python -m backends.{framework}.train",
+        description=f"Train a 3D CNN with {framework}: train + validation every epoch, CSV logs "
+                    "(train.log, val.log), checkpoints every `checkpoint` epochs, curves.png at the end. "
+                    "Set resume_path to continue an interrupted run.")
+    add_config_arguments(parser)
+    config = _load(parser.parse_args(argv))
+    _save_config(config, "opts.yaml")
+    train_loader = BatchLoader(training_set(config), config["batch_size"], shuffle=True,
+                               seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False)
+    val_loader = None
+    if not config["no_val"]:
+        val_loader = BatchLoader(validation_set(config), config["batch_size"], shuffle=False,
+                                 seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False)
+    engine = build_engine(config)
+    print(f"[{framework}] training {engine.arch} on {engine.device_name}: {len(train_loader.dataset)} clips, "
+          f"{config['n_epochs']} epochs -> {config['result_path']}")
+    started = time.time()
+    history = fit(config, engine, train_loader, val_loader)
+    print(f"[{framework}] training done in {time.time() - started:.0f}s")
+    return history
+
+
+def evaluate_main(framework, build_predictor, argv=None):
+    parser = argparse.ArgumentParser(
+        prog=f"python -m backends.{framework}.evaluate",
+        description=f"Video-level evaluation with {framework}: every sliding-window clip of every video, "
+                    "video score = mean of clip softmax. Writes val.json, scores_<mode>.npz and "
+                    "confusion_<mode>.png to result_path; --mode joint also fuses RGB and flow.")
+    add_config_arguments(parser)
+    parser.add_argument("--resume_path", help="checkpoint of the model to evaluate (RGB model in joint mode)")
+    parser.add_argument("--mode", choices=("rgb", "flow", "joint"), default=None,
+                        help="modality to evaluate (default: the config's modality)")
+    parser.add_argument("--flow_resume_path", help="checkpoint of the flow model (joint mode)")
+    parser.add_argument("--fusion", choices=("softmax", "logits"), default="softmax",
+                        help="joint mode: mean of softmax scores (default) or sum of logits")
+    parser.add_argument("--subset", choices=("training", "validation", "testing"),
+                        help="subset to evaluate (default: the config's inference_subset)")
+    args = parser.parse_args(argv)
+    if args.resume_path:
+        args.set.append(f"resume_path={args.resume_path}")
+    base = config_from_args(args, require_paths=())
+    mode = args.mode or base["modality"]
+    if mode == "joint":
+        if not args.flow_resume_path:
+            parser.error("--mode joint needs --flow_resume_path")
+        rgb = _load(args, ("video_path", "flow_path", "resume_path"))
+        flow = Config(rgb, modality="flow", resume_path=args.flow_resume_path)
+        return evaluate_joint(rgb, build_predictor(rgb), flow, build_predictor(flow), args.fusion, args.subset)
+    args.set.append(f"modality={mode}")
+    config = _load(args, ("resume_path",))
+    return evaluate(config, build_predictor(config), mode, args.subset)

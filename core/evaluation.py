@@ -1,0 +1,91 @@
+"""Video-level evaluation every backend runs, written once.
+
+A backend supplies `predict(x) -> logits` (numpy in, numpy out). Every
+sliding-window clip of every video of a subset is scored; a video's score
+is the mean of its clips' softmax (kenshohara's inference), and the mean of
+its clips' logits is kept for logit-sum fusion. Outputs in result_path:
+`val.json` (kenshohara's format, top-k), `scores_<tag>.npz` (core.scores,
+read by core.fuse), `confusion_<tag>.png`.
+"""
+import os
+
+import numpy as np
+from tqdm import tqdm
+
+from core import metrics
+from core.datasets import evaluation_set
+from core.fuse import fuse
+from core.loader import BatchLoader
+from core.scores import Scores, save_scores
+
+
+def score_videos(config, predict, subset, desc="evaluate"):
+    """Run every clip of `subset` through `predict`; return (Scores, clip accuracy top-1, top-5)."""
+    dataset = evaluation_set(config, subset)
+    batch_size = config["inference_batch_size"] or config["batch_size"]
+    loader = BatchLoader(dataset, batch_size, shuffle=False, seed=config["manual_seed"],
+                         n_workers=config["n_threads"], drop_last=False)
+    n_videos = len(dataset.video_ids)
+    n_classes = len(dataset.class_names)
+    logit_sums = np.zeros((n_videos, n_classes), np.float64)
+    prob_sums = np.zeros((n_videos, n_classes), np.float64)
+    clip_counts = np.zeros(n_videos, np.int64)
+    clip_top1 = clip_top5 = 0
+    for x, y, video_index in tqdm(loader, desc=desc, dynamic_ncols=True, disable=None):
+        logits = np.asarray(predict(x), np.float64)
+        np.add.at(logit_sums, video_index, logits)
+        np.add.at(prob_sums, video_index, metrics.softmax(logits))
+        np.add.at(clip_counts, video_index, 1)
+        clip_top1 += metrics.topk_correct(logits, y, 1)
+        clip_top5 += metrics.topk_correct(logits, y, min(5, n_classes))
+    counts = np.maximum(clip_counts, 1)[:, None]
+    scores = Scores(video_ids=list(dataset.video_ids), labels=np.asarray(dataset.labels),
+                    class_names=list(dataset.class_names),
+                    logits=(logit_sums / counts).astype(np.float32), probs=(prob_sums / counts).astype(np.float32))
+    n_clips = max(int(clip_counts.sum()), 1)
+    return scores, clip_top1 / n_clips, clip_top5 / n_clips
+
+
+def video_summary(scores):
+    """Video-level top-1, top-5 and mean class accuracy of a Scores."""
+    k5 = min(5, scores.probs.shape[1])
+    return {"top1": metrics.topk_accuracy(scores.probs, scores.labels, 1),
+            "top5": metrics.topk_accuracy(scores.probs, scores.labels, k5),
+            "mean_class": metrics.mean_class_accuracy(scores.probs, scores.labels)}
+
+
+def write_outputs(config, scores, tag):
+    result_path = config["result_path"]
+    os.makedirs(result_path, exist_ok=True)
+    suffix = "" if tag == "rgb" else f"_{tag}"
+    metrics.write_val_json(os.path.join(result_path, f"val{suffix}.json"), scores.video_ids, scores.probs,
+                           scores.class_names, config["output_topk"])
+    save_scores(os.path.join(result_path, f"scores_{tag}.npz"), scores.video_ids, scores.labels,
+                scores.class_names, scores.logits, scores.probs)
+    cm = metrics.confusion_matrix(scores.probs.argmax(1), scores.labels, len(scores.class_names))
+    metrics.plot_confusion_matrix(cm, scores.class_names, os.path.join(result_path, f"confusion_{tag}.png"))
+
+
+def evaluate(config, predict, tag="rgb", subset=None, log=print):
+    """Score one model on a subset, write its outputs and print its accuracy."""
+    subset = subset or config["inference_subset"]
+    scores, clip1, clip5 = score_videos(config, predict, subset, desc=f"evaluate {tag}")
+    write_outputs(config, scores, tag)
+    video = video_summary(scores)
+    log(f"[{tag}] {len(scores.video_ids)} videos of '{subset}': clip top-1 {clip1:.4f} top-5 {clip5:.4f} | "
+        f"video top-1 {video['top1']:.4f} top-5 {video['top5']:.4f} mean class {video['mean_class']:.4f}")
+    return scores, video
+
+
+def evaluate_joint(rgb_config, rgb_predict, flow_config, flow_predict, method="softmax", subset=None,
+                   log=print):
+    """RGB, flow and fused accuracy side by side (the MindSpore zoo's --test_mode joint)."""
+    rgb_scores, rgb = evaluate(rgb_config, rgb_predict, "rgb", subset, log)
+    flow_scores, flow = evaluate(flow_config, flow_predict, "flow", subset, log)
+    joint_scores = fuse(rgb_scores, flow_scores, method)
+    write_outputs(rgb_config, joint_scores, "joint")
+    joint = video_summary(joint_scores)
+    log(f"{'':12}{'top-1':>8}{'top-5':>8}{'mean class':>12}")
+    for name, r in (("rgb", rgb), ("flow", flow), (f"joint ({method})", joint)):
+        log(f"{name:12}{r['top1']:8.4f}{r['top5']:8.4f}{r['mean_class']:12.4f}")
+    return {"rgb": rgb, "flow": flow, "joint": joint}

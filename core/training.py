@@ -1,0 +1,253 @@
+"""The training loop every backend runs, written once.
+
+A backend supplies an *engine* (see `Engine`) that knows its framework:
+one train step, one eval step, setting the learning rate, saving and
+loading checkpoints. Everything else lives here: epochs, data order, the
+learning-rate schedule, logs, validation, checkpoint cadence, resume and
+the curves plot.
+
+Reproducibility and resume: data order depends on (seed, epoch) and each
+clip's augmentation on (seed, epoch, index) (core.loader / core.datasets);
+the engine reseeds its framework's RNG (dropout) from (seed, epoch) at the
+start of each epoch. So a run resumed from the checkpoint of epoch k
+continues exactly as the uninterrupted run did.
+"""
+import csv
+import math
+import os
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from core.archs import arch_name
+
+HEAD_PREFIXES = ("fc.", "logits.")
+
+
+class Engine:
+    """What a backend implements for `fit` (documentation of the interface)."""
+
+    checkpoint_suffix = ""  # e.g. ".pth"
+
+    def begin_epoch(self, epoch, train):
+        """Switch train/eval mode; in train mode reseed the framework RNG with epoch_seed()."""
+
+    def set_lr(self, lr):
+        raise NotImplementedError
+
+    def train_batch(self, x, y):
+        """One optimisation step on numpy inputs; returns (mean loss, logits as numpy)."""
+        raise NotImplementedError
+
+    def eval_batch(self, x, y):
+        """Forward without gradients; returns (mean loss, logits as numpy)."""
+        raise NotImplementedError
+
+    def save(self, path, meta):
+        """Write model + optimizer + `meta` atomically at `path` (+ sidecars)."""
+        raise NotImplementedError
+
+    def load(self, path):
+        """Restore model + optimizer from a checkpoint written by save(); return its meta."""
+        raise NotImplementedError
+
+
+def epoch_seed(seed, epoch):
+    """Framework RNG seed for one epoch (dropout), independent of resume."""
+    return int(np.random.default_rng([seed, epoch, 7]).integers(2**31 - 1))
+
+
+class LRSchedule:
+    """multistep / cosine / plateau with the reference's semantics, per epoch.
+
+    multistep: lr * 0.1 ** (milestones passed), as torch MultiStepLR stepped
+    once per epoch; cosine: annealing to 0 over n_epochs; plateau: as torch
+    ReduceLROnPlateau(mode='min', factor=0.1, patience) on validation loss.
+    """
+
+    def __init__(self, config):
+        self.kind = config["lr_scheduler"]
+        self.base_lr = config["learning_rate"]
+        self.milestones = sorted(int(m) for m in config["multistep_milestones"])
+        self.n_epochs = config["n_epochs"]
+        self.patience = config["plateau_patience"]
+        self.plateau_lr = self.base_lr
+        self.best = math.inf
+        self.bad_epochs = 0
+
+    def lr(self, epoch):
+        """Learning rate for `epoch` (1-based)."""
+        if self.kind == "multistep":
+            return self.base_lr * 0.1 ** sum(epoch > m for m in self.milestones)
+        if self.kind == "cosine":
+            return 0.5 * self.base_lr * (1 + math.cos(math.pi * (epoch - 1) / self.n_epochs))
+        return self.plateau_lr
+
+    def step(self, val_loss):
+        """Called after each epoch's validation (only plateau uses it)."""
+        if self.kind != "plateau" or val_loss is None:
+            return
+        if val_loss < self.best * (1 - 1e-4):
+            self.best, self.bad_epochs = val_loss, 0
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs > self.patience:
+                self.plateau_lr *= 0.1
+                self.bad_epochs = 0
+
+    def state_dict(self):
+        return {"plateau_lr": self.plateau_lr, "best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state):
+        self.plateau_lr, self.best, self.bad_epochs = state["plateau_lr"], state["best"], state["bad_epochs"]
+
+
+class CSVLogger:
+    """kenshohara's tab-separated train.log / val.log; on resume keeps rows up to the resumed epoch."""
+
+    def __init__(self, path, header, resume_epoch=0):
+        self.path, self.header = path, list(header)
+        rows = read_log(path) if resume_epoch and os.path.exists(path) else []
+        rows = [r for r in rows if int(r["epoch"]) <= resume_epoch]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.header, delimiter="\t")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def log(self, values):
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, self.header, delimiter="\t").writerow(values)
+
+
+def read_log(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def plot_curves(result_path):
+    """curves.png: loss, accuracy and learning rate per epoch from train.log / val.log."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    logs = {name: read_log(os.path.join(result_path, f"{name}.log"))
+            for name in ("train", "val") if os.path.exists(os.path.join(result_path, f"{name}.log"))}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for name, rows in logs.items():
+        epochs = [int(r["epoch"]) for r in rows]
+        axes[0].plot(epochs, [float(r["loss"]) for r in rows], marker="o", label=name)
+        axes[1].plot(epochs, [float(r["acc"]) for r in rows], marker="o", label=name)
+        if name == "train":
+            axes[2].plot(epochs, [float(r["lr"]) for r in rows], marker="o")
+    for ax, title in zip(axes, ("loss", "clip accuracy", "learning rate")):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+    axes[0].legend()
+    axes[1].legend()
+    fig.tight_layout()
+    path = os.path.join(result_path, "curves.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def atomic_write(path, write):
+    """Call write(tmp_path), then rename over `path`: a crash never leaves a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def trainable_names(names, ft_begin_module):
+    """kenshohara's get_fine_tuning_parameters: parameters from the first one whose
+    top-level module is `ft_begin_module` on; all when it is empty."""
+    names = list(names)
+    if not ft_begin_module:
+        return names
+    tops = [n.split(".")[0] for n in names]
+    if ft_begin_module not in tops:
+        raise ValueError(f"ft_begin_module '{ft_begin_module}' is not a module of the model "
+                         f"(top-level modules: {', '.join(dict.fromkeys(tops))})")
+    return names[tops.index(ft_begin_module):]
+
+
+def fit_pretrained(pretrained, model_state):
+    """Pretrained weights ready to load into a model with a new head.
+
+    Keeps the model's own head where the pretrained head's shape differs
+    (the reference rebuilds `fc` for n_classes); every other key must fit.
+    """
+    state = dict(pretrained)
+    for name, value in model_state.items():
+        if name.startswith(HEAD_PREFIXES) and name in state and state[name].shape != value.shape:
+            state[name] = value
+    return state
+
+
+def checkpoint_meta(config, epoch, schedule):
+    return {"epoch": epoch, "arch": arch_name(config), "scheduler": schedule.state_dict(),
+            "config": dict(config)}
+
+
+def _run_epoch(engine, loader, epoch, train, desc):
+    engine.begin_epoch(epoch, train)
+    loader.set_epoch(epoch)
+    step = engine.train_batch if train else engine.eval_batch
+    total_loss = total_correct = total = 0
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=None)
+    for batch in bar:
+        x, y = batch[0], batch[1]
+        loss, logits = step(x, y)
+        n = len(y)
+        total_loss += float(loss) * n
+        total_correct += int((np.argmax(logits, 1) == y).sum())
+        total += n
+        bar.set_postfix(loss=f"{total_loss / total:.4f}", acc=f"{total_correct / total:.3f}")
+    return total_loss / max(total, 1), total_correct / max(total, 1)
+
+
+def fit(config, engine, train_loader, val_loader=None, log=print):
+    """Train for config.n_epochs epochs, resuming from config.resume_path when set."""
+    result_path = config["result_path"]
+    os.makedirs(result_path, exist_ok=True)
+    schedule = LRSchedule(config)
+    start_epoch = 1
+    if config["resume_path"]:
+        meta = engine.load(config["resume_path"])
+        schedule.load_state_dict(meta["scheduler"])
+        start_epoch = int(meta["epoch"]) + 1
+        log(f"resumed from {config['resume_path']} (epoch {meta['epoch']})")
+    train_log = CSVLogger(os.path.join(result_path, "train.log"), ["epoch", "loss", "acc", "lr", "time"],
+                          start_epoch - 1)
+    val_log = CSVLogger(os.path.join(result_path, "val.log"), ["epoch", "loss", "acc"], start_epoch - 1) \
+        if val_loader is not None else None
+    history = []
+    for epoch in range(start_epoch, config["n_epochs"] + 1):
+        lr = schedule.lr(epoch)
+        engine.set_lr(lr)
+        started = time.time()
+        loss, acc = _run_epoch(engine, train_loader, epoch, True, f"epoch {epoch} train")
+        seconds = time.time() - started
+        train_log.log({"epoch": epoch, "loss": f"{loss:.6f}", "acc": f"{acc:.6f}", "lr": f"{lr:.6g}",
+                       "time": f"{seconds:.1f}"})
+        line = f"epoch {epoch}/{config['n_epochs']}  lr {lr:.4g}  train loss {loss:.4f} acc {acc:.3f}"
+        val_loss = None
+        if val_loader is not None:
+            val_loss, val_acc = _run_epoch(engine, val_loader, epoch, False, f"epoch {epoch} val")
+            val_log.log({"epoch": epoch, "loss": f"{val_loss:.6f}", "acc": f"{val_acc:.6f}"})
+            line += f"  val loss {val_loss:.4f} acc {val_acc:.3f}"
+        log(f"{line}  ({seconds:.0f}s)")
+        history.append({"epoch": epoch, "loss": loss, "acc": acc, "val_loss": val_loss})
+        schedule.step(val_loss)
+        if epoch % config["checkpoint"] == 0 or epoch == config["n_epochs"]:
+            path = os.path.join(result_path, f"save_{epoch}{engine.checkpoint_suffix}")
+            engine.save(path, checkpoint_meta(config, epoch, schedule))
+    plot_curves(result_path)
+    return history
