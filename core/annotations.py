@@ -1,0 +1,217 @@
+"""Build kenshohara's annotation JSON from a dataset's split files and its extracted frames.
+
+    python -m core.annotations ucf101 SPLITS_DIR FRAMES_ROOT DST_DIR     # -> DST_DIR/ucf101_0{1,2,3}.json
+    python -m core.annotations hmdb51 SPLITS_DIR FRAMES_ROOT DST_DIR     # -> DST_DIR/hmdb51_{1,2,3}.json
+    python -m core.annotations kinetics CSV_DIR FRAMES_ROOT DST_JSON
+    python -m core.annotations folders VIDEO_ROOT FRAMES_ROOT DST_JSON [--test-subset validation|testing]
+
+The output matches kenshohara/3D-ResNets-PyTorch's util_scripts (ucf101_json.py, hmdb51_json.py,
+kinetics_json.py) field for field:
+
+    {"labels": [...], "database": {video_id: {"subset": "training" | "validation" | "testing",
+                                              "annotations": {"label": ..., "segment": [1, n_frames + 1]}}}}
+
+  ucf101    SPLITS_DIR holds classInd.txt, trainlist0N.txt, testlist0N.txt. Labels in classInd order;
+            trainlist videos are "training", testlist videos "validation".
+  hmdb51    SPLITS_DIR holds <class>_test_split{1,2,3}.txt (lines "video.avi 0|1|2"): 1 is "training",
+            2 "validation", 0 is left out. Labels sorted.
+  kinetics  CSV_DIR holds kinetics_train.csv, kinetics_val.csv and optionally kinetics_test.csv
+            (columns label,youtube_id,time_start,time_end,...). Labels in the order they first appear
+            in the train CSV; test videos are "testing" with no label, their frames in FRAMES_ROOT/test/.
+  folders   VIDEO_ROOT is the original video tree <split>/<class>/<video> (split folders train, val,
+            test, ...); no split files needed. Labels sorted; ids follow core.extract_frames (an id
+            present in several splits becomes <split>_<id>). test folders map to --test-subset.
+
+n_frames counts the image_*.jpg files in FRAMES_ROOT/<label>/<video_id>. A listed video without
+frames is left out with a warning that names it. Video ids are file names without their extension.
+"""
+import argparse
+import csv
+import glob
+import json
+import os
+import re
+import sys
+
+from tqdm import tqdm
+
+from core.extract_frames import UNLABELED, count_frames, list_videos
+
+SUBSETS = {"train": "training", "training": "training",
+           "val": "validation", "valid": "validation", "validation": "validation"}
+MAX_LISTED = 20
+
+
+def _entry(subset, label):
+    return {"subset": subset, "annotations": {} if label is None else {"label": label}}
+
+
+def _video_id(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _read_rows(path):
+    """Whitespace-separated fields of each non-empty line (the split files may have Windows line endings)."""
+    with open(path) as f:
+        return [line.split() for line in f if line.strip()]
+
+
+def add_segments(data, frames_root, source=""):
+    """Set each video's segment [1, n_frames + 1]; drop and report videos without frames. Returns the dropped ids."""
+    database = data["database"]
+    missing = []
+    for video_id, entry in tqdm(list(database.items()), desc="count frames", unit="video", leave=False):
+        label = entry["annotations"].get("label", UNLABELED)
+        n_frames = count_frames(os.path.join(frames_root, label, video_id))
+        if n_frames:
+            entry["annotations"]["segment"] = [1, n_frames + 1]
+        else:
+            missing.append(video_id)
+            del database[video_id]
+    if missing:
+        listed = ", ".join(missing[:MAX_LISTED]) + (f" and {len(missing) - MAX_LISTED} more"
+                                                       if len(missing) > MAX_LISTED else "")
+        print(f"warning: {len(missing)} videos listed in {source or 'the split files'} have no frames under "
+              f"{frames_root} and are left out: {listed}", file=sys.stderr)
+    return missing
+
+
+def ucf101(splits_dir, frames_root, split_index):
+    """One UCF-101 split as kenshohara's ucf101_json.py builds it."""
+    labels = [row[1] for row in _read_rows(os.path.join(splits_dir, "classInd.txt"))]
+    database = {}
+    for list_name, subset in (("trainlist", "training"), ("testlist", "validation")):
+        for row in _read_rows(os.path.join(splits_dir, f"{list_name}{split_index:02d}.txt")):
+            label = row[0].split("/")[0]
+            database[_video_id(row[0])] = _entry(subset, label)
+    data = {"labels": labels, "database": database}
+    add_segments(data, frames_root, f"{splits_dir} split {split_index}")
+    return data
+
+
+def _hmdb51_label(file_name):
+    return file_name.rsplit("_", 2)[0]  # "brush_hair_test_split1.txt" -> "brush_hair"
+
+
+def hmdb51(splits_dir, frames_root, split_index):
+    """One HMDB-51 split as kenshohara's hmdb51_json.py builds it."""
+    split_files = sorted(glob.glob(os.path.join(splits_dir, "*_test_split[0-9].txt")))
+    labels = sorted({_hmdb51_label(os.path.basename(path)) for path in split_files})
+    database = {}
+    for path in split_files:
+        if not path.endswith(f"_test_split{split_index}.txt"):
+            continue
+        for row in _read_rows(path):
+            if row[1] != "0":
+                subset = "training" if row[1] == "1" else "validation"
+                database[_video_id(row[0])] = _entry(subset, _hmdb51_label(os.path.basename(path)))
+    data = {"labels": labels, "database": database}
+    add_segments(data, frames_root, f"{splits_dir} split {split_index}")
+    return data
+
+
+def _kinetics_rows(csv_path):
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"label", "youtube_id", "time_start", "time_end"} - set(reader.fieldnames or ())
+        if missing - {"label"} or ("label" in missing and not csv_path.endswith("_test.csv")):
+            raise ValueError(f"{csv_path}: missing columns {sorted(missing)}")
+        return list(reader)
+
+
+def _kinetics_id(row):
+    return "{}_{:06d}_{:06d}".format(row["youtube_id"], int(float(row["time_start"])), int(float(row["time_end"])))
+
+
+def kinetics(csv_dir, frames_root):
+    """Kinetics as kenshohara's kinetics_json.py builds it."""
+    train_rows = _kinetics_rows(os.path.join(csv_dir, "kinetics_train.csv"))
+    labels = list(dict.fromkeys(row["label"] for row in train_rows))
+    database = {}
+    for name, subset in (("train", "training"), ("val", "validation"), ("test", "testing")):
+        csv_path = os.path.join(csv_dir, f"kinetics_{name}.csv")
+        if subset == "testing" and not os.path.exists(csv_path):
+            continue
+        for row in train_rows if subset == "training" else _kinetics_rows(csv_path):
+            database[_kinetics_id(row)] = _entry(subset, None if subset == "testing" else row["label"])
+    data = {"labels": labels, "database": database}
+    add_segments(data, frames_root, csv_dir)
+    return data
+
+
+def folders(video_root, frames_root, test_subset="validation"):
+    """Split folders <split>/<class>/<video> of the original videos, like a fight-detection dataset."""
+    subsets = dict(SUBSETS, test=test_subset, testing=test_subset)
+    videos, duplicates = list_videos(video_root, "splits")
+    unknown = sorted({v.split for v in videos if v.split.lower() not in subsets})
+    if unknown:
+        raise ValueError(f"{video_root}: unknown split folders {unknown}; use train, val or test")
+    if duplicates:
+        print(f"warning: {len(duplicates)} videos share an id with another video and are left out: "
+              + ", ".join(v.path for v in duplicates[:MAX_LISTED]), file=sys.stderr)
+    labels = sorted({v.label for v in videos})
+    database = {v.video_id: _entry(subsets[v.split.lower()], v.label) for v in videos}
+    data = {"labels": labels, "database": database}
+    add_segments(data, frames_root, video_root)
+    return data
+
+
+def write_json(data, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f)
+
+
+def _split_indices(splits_dir, pattern):
+    """Split numbers N for which a file matching pattern (a regex with one group for N) exists."""
+    matches = (re.fullmatch(pattern, name) for name in os.listdir(splits_dir))
+    return sorted({int(m.group(1)) for m in matches if m})
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m core.annotations", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="dataset", required=True)
+    for name, source_help in (("ucf101", "folder with classInd.txt, trainlist0N.txt, testlist0N.txt"),
+                              ("hmdb51", "folder with <class>_test_split{1,2,3}.txt")):
+        command = commands.add_parser(name, help=f"{name} split files -> one JSON per split")
+        command.add_argument("splits_dir", help=source_help)
+        command.add_argument("frames_root", help="extracted frames <root>/<class>/<video_id>/image_00001.jpg")
+        command.add_argument("dst_dir", help="folder for the JSON files")
+    command = commands.add_parser("kinetics", help="Kinetics CSVs -> one JSON")
+    command.add_argument("csv_dir", help="folder with kinetics_train.csv, kinetics_val.csv (, kinetics_test.csv)")
+    command.add_argument("frames_root", help="extracted frames <root>/<class>/<video_id>/image_00001.jpg")
+    command.add_argument("dst_json", help="output JSON file")
+    command = commands.add_parser("folders", help="split folders of the original videos -> one JSON")
+    command.add_argument("video_root", help="original videos <root>/<split>/<class>/<video>")
+    command.add_argument("frames_root", help="extracted frames <root>/<class>/<video_id>/image_00001.jpg")
+    command.add_argument("dst_json", help="output JSON file")
+    command.add_argument("--test-subset", default="validation", choices=("validation", "testing"),
+                         help="subset of videos in test folders (default validation, as UCF-101's testlist)")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.dataset in ("ucf101", "hmdb51"):
+            pattern, build = {"ucf101": (r"trainlist(\d+)\.txt", ucf101),
+                              "hmdb51": (r".+_test_split(\d)\.txt", hmdb51)}[args.dataset]
+            indices = _split_indices(args.splits_dir, pattern)
+            if not indices:
+                raise ValueError(f"{args.splits_dir}: no {args.dataset} split files found")
+            outputs = {os.path.join(args.dst_dir, "ucf101_{:02d}.json".format(i) if args.dataset == "ucf101"
+                                    else f"hmdb51_{i}.json"): build(args.splits_dir, args.frames_root, i)
+                       for i in indices}
+        elif args.dataset == "kinetics":
+            outputs = {args.dst_json: kinetics(args.csv_dir, args.frames_root)}
+        else:
+            outputs = {args.dst_json: folders(args.video_root, args.frames_root, args.test_subset)}
+    except (OSError, ValueError, KeyError) as error:
+        parser.error(f"{type(error).__name__}: {error}")
+    for path, data in outputs.items():
+        write_json(data, path)
+        subsets = [entry["subset"] for entry in data["database"].values()]
+        counts = ", ".join(f"{subsets.count(s)} {s}" for s in ("training", "validation", "testing") if s in subsets)
+        print(f"wrote {path}: {len(data['labels'])} labels, {counts}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Extract the frames of a video dataset as JPEG folders, kenshohara's layout.
+
+    python -m core.extract_frames SRC DST [--size 240] [--fps F] [--quality 95] [--workers N]
+                                          [--layout auto|classes|splits|csv] [--csv FILE]
+
+writes DST/<class>/<video_id>/image_00001.jpg, image_00002.jpg, ... where video_id is the video's
+file name without its extension. Source layouts:
+
+  classes  SRC/<class>/<video>.avi                      UCF-101, HMDB-51, Kinetics in class folders
+  splits   SRC/<split>/<class>/<video>.{mkv,mp4,avi}    e.g. SRC/train/Fight/..., SRC/val/NonFight/...
+  csv      SRC/<video file> listed in a CSV (--csv):    Kinetics columns label,youtube_id,time_start,
+           time_end,split (file <youtube_id>_<start:06d>_<end:06d>.<ext>), or columns video,label
+           (ActivityNet and others); files are looked up in SRC and SRC/<label>/, with any video
+           extension; rows without a label go to the class "test" as in kenshohara's scripts.
+  auto     csv if --csv is given, splits if SRC holds split folders (train, val, test, ...) of
+           class folders, classes otherwise.
+
+With split folders the frames still go to DST/<class>/<video_id>, because annotation JSON keys are
+video ids. A video id found in more than one split is renamed to <split>_<video_id> in every split
+(`python -m core.annotations folders` applies the same rule); ids that still collide (the same name
+in two classes of one split) are reported as failures and only the first is kept.
+
+Frames are resized so the shorter side is --size pixels (0 keeps the size), optionally resampled to
+--fps, and saved with --quality. Each finished folder gets a `.done` marker holding its frame count,
+written after the last frame, so an interrupted run can simply be started again: finished videos are
+skipped and half-written folders are redone. Corrupt, truncated, empty and non-video files are
+reported by name and skipped; the exit status is 1 when any video failed. Re-extracting with other
+settings needs a fresh DST.
+"""
+import argparse
+import csv
+import multiprocessing
+import os
+import shutil
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+
+import cv2
+from tqdm import tqdm
+
+from core.video import VideoError, iter_frames, resize_short_side
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".gif", ".mov", ".m4v", ".mpg", ".mpeg",
+                    ".flv", ".wmv", ".3gp", ".ogv")
+SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "test", "testing")
+FRAME_TEMPLATE = "image_{:05d}.jpg"
+MARKER = ".done"
+UNLABELED = "test"
+
+
+@dataclass(frozen=True)
+class Video:
+    path: str            # the video file
+    label: str           # class name: the frame folder is DST/<label>/<video_id>
+    video_id: str
+    split: str = ""      # split folder or CSV split column, "" when the layout has none
+
+
+@dataclass(frozen=True)
+class Outcome:
+    video: str           # the video file
+    frames_dir: str
+    n_frames: int = 0
+    reason: str = ""     # why it was skipped or failed
+
+
+@dataclass
+class Summary:
+    ok: list = field(default_factory=list)       # Outcome per extracted video
+    skipped: list = field(default_factory=list)  # finished in an earlier run
+    failed: list = field(default_factory=list)   # Outcome with the reason
+
+
+def is_video_file(name):
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def _videos_in(folder, label, split=""):
+    return [Video(os.path.join(folder, name), label, os.path.splitext(name)[0], split)
+            for name in sorted(os.listdir(folder)) if is_video_file(name)]
+
+
+def _subfolders(folder):
+    return sorted(name for name in os.listdir(folder) if os.path.isdir(os.path.join(folder, name)))
+
+
+def detect_layout(src, csv_path=None):
+    if csv_path:
+        return "csv"
+    for name in _subfolders(src):
+        if name.lower() in SPLIT_NAMES and _subfolders(os.path.join(src, name)):
+            return "splits"
+    return "classes"
+
+
+def _videos_from_csv(src, csv_path):
+    # Index the files once: Kinetics has hundreds of thousands of them, in SRC or in SRC/<label>/.
+    by_stem = {}
+    for folder in [src] + [os.path.join(src, name) for name in _subfolders(src)]:
+        for name in sorted(os.listdir(folder)):
+            if is_video_file(name):
+                by_stem.setdefault(os.path.splitext(name)[0], os.path.join(folder, name))
+    videos = []
+    with open(csv_path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = set(reader.fieldnames or ())
+        if "youtube_id" not in columns and "video" not in columns:
+            raise ValueError(f"{csv_path}: expected Kinetics columns (label,youtube_id,time_start,time_end,split) "
+                             f"or columns video,label; found {sorted(columns)}")
+        for row in reader:
+            if "youtube_id" in columns:
+                video_id = "{}_{:06d}_{:06d}".format(row["youtube_id"], int(float(row["time_start"])),
+                                                     int(float(row["time_end"])))
+            else:
+                video_id = os.path.splitext(os.path.basename(row["video"]))[0]
+            label = (row.get("label") or "").strip() or UNLABELED
+            # A listed file that is missing keeps a path that fails to open, so it is reported like a bad file.
+            path = by_stem.get(video_id, os.path.join(src, video_id + ".mp4"))
+            videos.append(Video(path, label, video_id, (row.get("split") or "").strip()))
+    return videos
+
+
+def list_videos(src, layout="auto", csv_path=None):
+    """The dataset's videos with their labels and unique ids, and the duplicates left out.
+
+    Returns (videos, duplicates): lists of Video; each duplicate shares its video id with an earlier video.
+    """
+    if layout == "auto":
+        layout = detect_layout(src, csv_path)
+    if layout == "classes":
+        videos = [v for label in _subfolders(src) for v in _videos_in(os.path.join(src, label), label)]
+    elif layout == "splits":
+        videos = [v for split in _subfolders(src) for label in _subfolders(os.path.join(src, split))
+                  for v in _videos_in(os.path.join(src, split, label), label, split)]
+    elif layout == "csv":
+        if not csv_path:
+            raise ValueError("the csv layout needs --csv FILE")
+        videos = _videos_from_csv(src, csv_path)
+    else:
+        raise ValueError(f"unknown layout {layout!r}; use auto, classes, splits or csv")
+
+    splits_of_id = defaultdict(set)
+    for video in videos:
+        splits_of_id[video.video_id].add(video.split)
+    videos = [replace(v, video_id=f"{v.split}_{v.video_id}") if len(splits_of_id[v.video_id]) > 1 else v
+              for v in videos]
+    unique, duplicates, seen = [], [], set()
+    for video in videos:
+        (duplicates if video.video_id in seen else unique).append(video)
+        seen.add(video.video_id)
+    return unique, duplicates
+
+
+def count_frames(frames_dir):
+    """Number of image_*.jpg files in a frame folder (0 when it does not exist)."""
+    if not os.path.isdir(frames_dir):
+        return 0
+    return sum(1 for name in os.listdir(frames_dir) if name.startswith("image_") and name.endswith(".jpg"))
+
+
+def is_finished(frames_dir):
+    """True when the folder has its completion marker and the frame count it records."""
+    try:
+        with open(os.path.join(frames_dir, MARKER)) as f:
+            return int(f.read()) == count_frames(frames_dir)
+    except (OSError, ValueError):
+        return False
+
+
+def extract_video(video_path, frames_dir, size=240, fps=None, quality=95):
+    """Write a video's frames to frames_dir (cleared first), then the completion marker; return the count."""
+    shutil.rmtree(frames_dir, ignore_errors=True)
+    os.makedirs(frames_dir)
+    n_frames = 0
+    try:
+        for n_frames, frame in enumerate(iter_frames(video_path, fps), 1):
+            image = cv2.cvtColor(resize_short_side(frame, size), cv2.COLOR_RGB2BGR)
+            frame_path = os.path.join(frames_dir, FRAME_TEMPLATE.format(n_frames))
+            if not cv2.imwrite(frame_path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
+                raise OSError(f"{frame_path}: cannot write the frame")
+    except (VideoError, OSError):
+        shutil.rmtree(frames_dir, ignore_errors=True)  # no half-written folder for the annotations to count
+        raise
+    with open(os.path.join(frames_dir, MARKER), "w") as f:
+        f.write(str(n_frames))
+    return n_frames
+
+
+def _extract_task(task):
+    """Worker: returns (status, Outcome) with status "ok", "skipped" or "failed"."""
+    video, frames_dir, size, fps, quality = task
+    if is_finished(frames_dir):
+        return "skipped", Outcome(video.path, frames_dir, count_frames(frames_dir), "already extracted")
+    try:
+        return "ok", Outcome(video.path, frames_dir, extract_video(video.path, frames_dir, size, fps, quality))
+    except VideoError as error:
+        return "failed", Outcome(video.path, frames_dir, 0, error.reason)
+    except OSError as error:
+        return "failed", Outcome(video.path, frames_dir, 0, str(error))
+
+
+def extract_dataset(src, dst, size=240, fps=None, quality=95, workers=1, layout="auto", csv=None):
+    """Extract every video under src into dst/<class>/<video_id>/; return a Summary."""
+    videos, duplicates = list_videos(src, layout, csv)
+    summary = Summary()
+    for video in duplicates:
+        summary.failed.append(Outcome(video.path, "", 0, f"duplicate video id {video.video_id}"))
+    tasks = [(video, os.path.join(dst, video.label, video.video_id), size, fps, quality) for video in videos]
+    # Spawned workers do not inherit the parent's threads or locks (forking them can deadlock).
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    results = pool.imap(_extract_task, tasks) if pool else map(_extract_task, tasks)
+    try:
+        for status, outcome in tqdm(results, total=len(tasks), desc="videos", unit="video"):
+            getattr(summary, status).append(outcome)
+            if status == "failed":
+                tqdm.write(f"failed: {outcome.video}: {outcome.reason}", file=sys.stderr)
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    return summary
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m core.extract_frames", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", help="folder of videos")
+    parser.add_argument("dst", help="output folder of frame folders")
+    parser.add_argument("--size", type=int, default=240, help="shorter side in pixels; 0 keeps the size")
+    parser.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep)")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG quality, 1..100")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--layout", default="auto", choices=("auto", "classes", "splits", "csv"),
+                        help="how SRC is organised (see above)")
+    parser.add_argument("--csv", default=None, help="CSV listing the videos (Kinetics or video,label columns)")
+    args = parser.parse_args(argv)
+    try:
+        summary = extract_dataset(args.src, args.dst, args.size, args.fps, args.quality, args.workers,
+                                  args.layout, args.csv)
+    except (ValueError, OSError) as error:
+        parser.error(str(error))
+    print(f"extracted {len(summary.ok)} videos, skipped {len(summary.skipped)} already extracted, "
+          f"{len(summary.failed)} failed")
+    for outcome in summary.failed:
+        print(f"  failed: {outcome.video}: {outcome.reason}")
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

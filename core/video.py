@@ -1,0 +1,114 @@
+"""Probe and decode video files with PyAV (avi, mp4, mkv, webm, gif, ...).
+
+    from core.video import probe, iter_frames, resize_short_side
+    info = probe("v_CricketShot_g04_c01.avi")   # VideoInfo(n_frames=79, fps=25.0, ...)
+    for frame in iter_frames("clip.mkv", fps=10):  # RGB uint8, H x W x 3
+        small = resize_short_side(frame, 240)
+
+Container headers often lack the frame count (.mkv, .webm) or get it wrong
+(truncated files, packed bitstreams), so `probe` counts frames by decoding:
+its `n_frames` always equals the number of frames `iter_frames` yields.
+Files that cannot be decoded raise `VideoError`, whose message names the file.
+"""
+import os
+from dataclasses import dataclass
+
+import av
+import cv2
+
+
+class VideoError(Exception):
+    """A file that is not a decodable video: corrupt, truncated, empty or not a video at all."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    n_frames: int
+    fps: float
+    width: int
+    height: int
+    duration: float  # seconds, n_frames / fps
+
+
+def _decode(path):
+    """Yield (frame rate, time in seconds, av.VideoFrame) per decoded frame; raise VideoError on bad files."""
+    if not os.path.isfile(path):
+        raise VideoError(path, "no such file")
+    if os.path.getsize(path) == 0:
+        raise VideoError(path, "empty file (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as error:
+        raise VideoError(path, f"not a readable video: {error.strerror or error}") from error
+    with container:
+        if not container.streams.video:
+            raise VideoError(path, "no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        n_decoded = 0
+        try:
+            for frame in container.decode(stream):
+                time = frame.time if frame.time is not None else n_decoded / fps
+                yield fps, time, frame
+                n_decoded += 1
+        except av.error.FFmpegError as error:
+            raise VideoError(path, f"decoding failed after {n_decoded} frames: {error.strerror or error}") from error
+        if n_decoded == 0:
+            raise VideoError(path, "no frames could be decoded")
+        # A few missing frames are normal (packed bitstreams); losing most of them means the file was cut short.
+        if stream.frames and n_decoded < stream.frames / 2:
+            raise VideoError(path, f"truncated: the header declares {stream.frames} frames, only {n_decoded} decode")
+
+
+def probe(path):
+    """Frame count (by decoding), frame rate, size and duration of a video file."""
+    n_frames, fps, width, height = 0, 0.0, 0, 0
+    for fps, _, frame in _decode(path):
+        if n_frames == 0:
+            width, height = frame.width, frame.height
+        n_frames += 1
+    return VideoInfo(n_frames, fps, width, height, n_frames / fps)
+
+
+def iter_frames(path, fps=None):
+    """Yield RGB uint8 frames (H x W x 3); with `fps`, resample in time by repeating or dropping frames.
+
+    Output frame k shows the source frame on screen at time k / fps (from the first frame's time),
+    so the resampled video lasts as long as the source.
+    """
+    if fps is not None and fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    previous, previous_time, start, n_out = None, 0.0, None, 0
+    for source_fps, time, frame in _decode(path):
+        if fps is None:
+            yield frame.to_ndarray(format="rgb24")
+            continue
+        start = time if start is None else start
+        if previous is not None:
+            # Emit the previous frame for every output slot that falls before this frame's time.
+            while start + n_out / fps < time - 1e-9:
+                yield previous
+                n_out += 1
+        previous, previous_time = frame.to_ndarray(format="rgb24"), time
+    if previous is not None:
+        end = previous_time + 1 / source_fps
+        while start + n_out / fps < end - 1e-9:
+            yield previous
+            n_out += 1
+
+
+def resize_short_side(frame, size):
+    """Resize so the shorter side is `size` pixels, keeping the aspect ratio; size <= 0 keeps the frame."""
+    height, width = frame.shape[:2]
+    if size <= 0 or min(height, width) == size:
+        return frame
+    scale = size / min(height, width)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(frame, new_size, interpolation=interpolation)
