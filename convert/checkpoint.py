@@ -1,0 +1,96 @@
+"""Read, check, rewrite and write checkpoints of any format and layout.
+
+Everything passes through the neutral {name: numpy array} of core.state_dict, checked against
+the shapes the architecture implies (shapes.py) before anything is written.
+"""
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+import numpy as np
+
+from convert.formats import format_of, import_frameworks, write_atomically
+from convert.layouts import Meta, detect_layout, get_layout
+from convert.shapes import HEADS, expected_shapes, family, infer_arch, infer_kwargs
+from core.state_dict import check_state
+
+
+@dataclass
+class Checkpoint:
+    state: dict  # neutral {name: np.ndarray}
+    arch: str
+    model_kwargs: dict  # builder kwargs recovered from the shapes
+    layout: str = "neutral"  # the layout it was read in
+    epoch: Optional[int] = None
+    dropped: list = field(default_factory=list)  # training state left out when reading
+
+
+def read_checkpoint(path, fmt=None, layout=None, arch=None):
+    """Read `path` (format from its extension unless `fmt`, layout detected unless `layout`).
+
+    The architecture comes from the file when it says so, else from `arch`, else from the shapes.
+    Raises core.state_dict.StateDictMismatch when the parameters do not fit that architecture.
+    """
+    fmt = format_of(path, fmt)
+    import_frameworks(fmt)
+    tree = fmt.read(path)
+    layout = get_layout(layout or detect_layout(tree, fmt), fmt, source=path)
+    state, meta = layout.read(tree, fmt, path)
+    del tree
+    if arch and meta.arch and arch != meta.arch:
+        raise ValueError(f"{path}: the file says its architecture is {meta.arch}, not {arch}")
+    shapes = {name: value.shape for name, value in state.items()}
+    arch = meta.arch or arch
+    try:
+        if arch:
+            model_kwargs = infer_kwargs(arch, shapes)
+        else:
+            arch, model_kwargs = infer_arch(shapes)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    check_state(expected_shapes(arch, **model_kwargs), shapes, source=path)
+    return Checkpoint(state, arch, model_kwargs, layout.name, meta.epoch, meta.dropped)
+
+
+def write_checkpoint(path, checkpoint, fmt=None, layout="neutral"):
+    """Write `checkpoint` to `path` atomically in format `fmt` (default: from the extension) and `layout`."""
+    fmt = format_of(path, fmt)
+    import_frameworks(fmt)
+    layout = get_layout(layout, fmt, checkpoint.arch, source=path)
+    tree = layout.write(checkpoint.state, fmt, Meta(checkpoint.arch, checkpoint.epoch))
+    write_atomically(path, fmt, tree)
+
+
+def replace_head(checkpoint, n_classes, seed=0):
+    """A copy with a freshly initialised classifier for `n_classes` (PyTorch's default init), for fine-tuning."""
+    weight_name, bias_name = HEADS[family(checkpoint.arch)]
+    old_weight = checkpoint.state[weight_name]
+    fan_in = int(np.prod(old_weight.shape[1:]))
+    bound = 1 / np.sqrt(fan_in)
+    rng = np.random.default_rng(seed)
+    state = dict(checkpoint.state)
+    state[weight_name] = rng.uniform(-bound, bound, (n_classes, *old_weight.shape[1:])).astype(old_weight.dtype)
+    state[bias_name] = rng.uniform(-bound, bound, (n_classes,)).astype(checkpoint.state[bias_name].dtype)
+    return replace(checkpoint, state=state, model_kwargs={**checkpoint.model_kwargs, "n_classes": n_classes})
+
+
+def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="neutral", arch=None,
+            n_classes=None, drop_head=False, log=print):
+    """Convert `src` to `dst`; returns the Checkpoint written."""
+    import_frameworks(format_of(src, from_fmt), format_of(dst, to_fmt))
+    checkpoint = read_checkpoint(src, from_fmt, layout_in, arch)
+    kwargs = ", ".join(f"{key}={value}" for key, value in checkpoint.model_kwargs.items())
+    log(f"read {src}: {checkpoint.arch}({kwargs}), layout {checkpoint.layout}, "
+        f"{len(checkpoint.state)} arrays")
+    if checkpoint.dropped:
+        log(f"dropping training state (not needed to run or fine-tune the model): {', '.join(checkpoint.dropped)}")
+    if drop_head:
+        if n_classes is None:
+            raise ValueError("--drop-head needs --n_classes N: the number of classes of the new head")
+        checkpoint = replace_head(checkpoint, n_classes)
+        log(f"replaced the classifier: {n_classes} classes, freshly initialised")
+    elif n_classes is not None and n_classes != checkpoint.model_kwargs["n_classes"]:
+        raise ValueError(f"{src}: has {checkpoint.model_kwargs['n_classes']} classes, not {n_classes}; "
+                         "add --drop-head to replace the classifier")
+    write_checkpoint(dst, checkpoint, to_fmt, layout_out)
+    log(f"wrote {dst} (layout {layout_out})")
+    return checkpoint

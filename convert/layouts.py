@@ -1,0 +1,181 @@
+"""Named checkpoint layouts: how the community projects arrange parameters in their files.
+
+A layout turns a file's tree (see formats.py) into neutral parameters plus what the file says
+about itself (`Meta`), and back:
+  neutral           a flat {name: array} in the format's own spelling; `.pdparams` as paddle.save
+                    writes it (with its name table)
+  kenshohara        3D-ResNets-PyTorch `.pth`: {'epoch', 'arch', 'state_dict', 'optimizer', 'scheduler'},
+                    keys possibly prefixed `module.` (DataParallel)
+  piergiaj          pytorch-i3d `.pt`: the bare I3D state dict
+  ms-zoo-i3d        MindSpore model zoo I3D `.ckpt`: flat names such as `Mixed_3b_b0.conv3d.weight`,
+                    `Conv3d_1a_7x7_bn.bn2d.gamma`, `logits_conv3d.bias` (its tools/pt2ckpt.py)
+  paddle-3dresnets  Paddle port of 3D-ResNets `.pdparams`: a bare pickled dict in Paddle spelling,
+                    fc transposed, no name table (its model/convert_to_paddle.py)
+"""
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from core.archs import ARCHS
+from core.state_dict import drop_batch_counters, strip_prefix
+
+PADDLE_NAME_TABLE = "StructuredToParameterName@@"
+# What MindSpore training adds to a .ckpt next to the weights (optimizer moments, counters).
+_MINDSPORE_OPTIMIZER_PREFIXES = ("moments.", "moment1.", "moment2.", "accum.")
+_MINDSPORE_TRAINING_SCALARS = {"learning_rate", "global_step", "momentum", "beta1_power", "beta2_power",
+                               "epoch_num", "step_num", "scale_sense", "current_iterator_step",
+                               "last_overflow_iterator_step"}
+_KENSHOHARA_FAMILIES = {"resnet": "resnet", "r2plus1d_": "resnet2p1d"}
+_ZOO_STEM = ("Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3")
+
+
+@dataclass
+class Meta:
+    """What a file says besides its parameters."""
+    arch: Optional[str] = None
+    epoch: Optional[int] = None
+    dropped: list = field(default_factory=list)  # optimizer / scheduler entries left out
+
+
+def kenshohara_arch(arch):
+    """'resnet50' -> 'resnet-50', 'r2plus1d_18' -> 'resnet2p1d-18' (his main.py: f'{model}-{depth}')."""
+    for prefix, model in _KENSHOHARA_FAMILIES.items():
+        if arch.startswith(prefix) and arch[len(prefix):].isdigit():
+            return f"{model}-{arch[len(prefix):]}"
+    return arch
+
+
+def arch_from_kenshohara(name, source):
+    model, _, depth = name.partition("-")
+    for prefix, kenshohara_model in _KENSHOHARA_FAMILIES.items():
+        if model == kenshohara_model and f"{prefix}{depth}" in ARCHS:
+            return f"{prefix}{depth}"
+    if name in ARCHS:
+        return name
+    known = ", ".join(kenshohara_arch(arch) for arch in ARCHS)
+    raise ValueError(f"{source}: arch '{name}' is not supported (known: {known})")
+
+
+def _parameters(tree, source):
+    """The flat {name: array} of a file, without batch counters and DataParallel's prefix."""
+    if not isinstance(tree, dict) or not tree:
+        raise ValueError(f"{source}: expected a dict of parameters, found {type(tree).__name__}")
+    not_arrays = [name for name, value in tree.items() if not isinstance(value, np.ndarray)]
+    if not_arrays:
+        raise ValueError(f"{source}: entries {', '.join(map(str, not_arrays[:8]))} are not arrays; "
+                         "is this a training checkpoint in another layout? (see --layout-in)")
+    return strip_prefix(drop_batch_counters(tree))
+
+
+def _read_flat(tree, fmt, source):
+    tree = {name: value for name, value in tree.items() if name != PADDLE_NAME_TABLE}
+    dropped = [name for name in tree if name in _MINDSPORE_TRAINING_SCALARS
+               or name.startswith(_MINDSPORE_OPTIMIZER_PREFIXES)] if fmt.name == "ckpt" else []
+    for name in dropped:
+        del tree[name]
+    return fmt.from_native(_parameters(tree, source)), Meta(dropped=dropped)
+
+
+def _write_flat(state, fmt, meta):
+    tree = fmt.to_native(state)
+    if fmt.name == "pdparams":
+        # paddle.save maps structured names to variable names; paddle.load only needs the keys.
+        tree[PADDLE_NAME_TABLE] = {name: name for name in tree}
+    return tree
+
+
+def _read_kenshohara(tree, fmt, source):
+    if not isinstance(tree, dict) or not isinstance(tree.get("state_dict"), dict):
+        raise ValueError(f"{source}: not a 3D-ResNets-PyTorch checkpoint (no 'state_dict' entry)")
+    arch = arch_from_kenshohara(tree["arch"], source) if "arch" in tree else None
+    meta = Meta(arch, tree.get("epoch"), [key for key in tree if key not in ("epoch", "arch", "state_dict")])
+    return fmt.from_native(_parameters(tree["state_dict"], source)), meta
+
+
+def _write_kenshohara(state, fmt, meta):
+    # No optimizer / scheduler entries: his resume() loads them only when present.
+    return {"epoch": meta.epoch or 0, "arch": kenshohara_arch(meta.arch), "state_dict": fmt.to_native(state)}
+
+
+def _from_zoo(name):
+    head, _, rest = name.partition(".")
+    if head in _ZOO_STEM:
+        return f"{head}.conv3d.{rest}"
+    if head.endswith("_bn") and head[:-3] in _ZOO_STEM:
+        return f"{head[:-3]}.bn.{rest}"
+    if head.startswith(("Mixed_", "logits_")):
+        module, _, child = head.rpartition("_")
+        return f"{module}.{child}.{rest}"
+    return name
+
+
+def _to_zoo(name):
+    module, _, rest = name.partition(".")
+    if module in _ZOO_STEM:
+        child, _, leaf = rest.partition(".")
+        return f"{module}.{leaf}" if child == "conv3d" else f"{module}_{child}.{leaf}"
+    child, _, leaf = rest.partition(".")
+    return f"{module}_{child}.{leaf}"
+
+
+def _read_zoo(tree, fmt, source):
+    # The zoo keeps MindSpore's BatchNorm leaves (bn2d.gamma ...): undo those, then the flat names.
+    state, meta = _read_flat(tree, fmt, source)
+    return {_from_zoo(name): value for name, value in state.items()}, meta
+
+
+def _write_zoo(state, fmt, meta):
+    return fmt.to_native({_to_zoo(name): value for name, value in state.items()})
+
+
+def _write_paddle_port(state, fmt, meta):
+    return OrderedDict(fmt.to_native(state))
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    format: Optional[str]  # the one file format of this layout; None: any
+    archs: tuple  # architectures it holds
+    read: object
+    write: object
+
+
+LAYOUTS = {layout.name: layout for layout in (
+    Layout("neutral", None, ARCHS, _read_flat, _write_flat),
+    Layout("kenshohara", "pth", ARCHS, _read_kenshohara, _write_kenshohara),
+    Layout("piergiaj", "pth", ("i3d",), _read_flat, _write_flat),
+    Layout("ms-zoo-i3d", "ckpt", ("i3d",), _read_zoo, _write_zoo),
+    Layout("paddle-3dresnets", "pdparams", tuple(a for a in ARCHS if a.startswith("resnet")), _read_flat,
+           _write_paddle_port),
+)}
+
+
+def get_layout(name, fmt, arch=None, source=""):
+    """The layout `name`, checked against the file format and the architecture."""
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown layout '{name}' (choose from {', '.join(LAYOUTS)})")
+    layout = LAYOUTS[name]
+    if layout.format not in (None, fmt.name):
+        raise ValueError(f"{source}: layout '{name}' is a .{layout.format} layout, not .{fmt.name}")
+    if arch is not None and arch not in layout.archs:
+        raise ValueError(f"{source}: layout '{name}' holds {', '.join(layout.archs)}, not {arch}")
+    return layout
+
+
+def detect_layout(tree, fmt):
+    """The layout a file read as `tree` is in (its format's community layout when it fits)."""
+    if not isinstance(tree, dict):
+        return "neutral"
+    names = strip_prefix({name: None for name in tree if isinstance(name, str)})
+    if fmt.name == "pth" and isinstance(tree.get("state_dict"), dict):
+        return "kenshohara"
+    if fmt.name == "pth" and "Conv3d_1a_7x7.conv3d.weight" in names:
+        return "piergiaj"
+    if fmt.name == "ckpt" and "Conv3d_1a_7x7.weight" in names:
+        return "ms-zoo-i3d"
+    if fmt.name == "pdparams" and PADDLE_NAME_TABLE not in tree and "conv1.weight" in names:
+        return "paddle-3dresnets"
+    return "neutral"
