@@ -1,0 +1,256 @@
+"""Optical flow for the flow stream of two-stream and I3D models.
+
+    python -m core.flow SRC DST --method tvl1 --workers 2
+
+SRC holds one folder per class; in it each video is either a folder of RGB
+frames (<class>/<video_id>/image_00001.jpg, as core.extract_frames writes
+them) or a video file that PyAV reads (<class>/<video_id>.avi, .mp4, ...).
+DST gets <class>/<video_id>/ with two single-channel JPEGs per frame pair,
+named by --template: 'image_{:05d}{}.jpg' -> image_00001x.jpg and
+image_00001y.jpg (MindSpore model zoo I3D), or 'flow_{}_{:05d}.jpg' ->
+flow_x_00001.jpg (dense_flow / MMAction).
+
+Frames are turned grayscale after the same short-side resize as the RGB
+frames (--size; frames already extracted at that size stay as they are).
+Each flow component is clipped to [-bound, bound] and mapped linearly to
+0..255 (see `quantize`); at load time a value v means (v / 255 * 2 - 1) * bound.
+
+N frames give N - 1 pairs: flow k goes from frame k to frame k + 1. The
+dataset loader pads a flow clip by repeating when it asks for more pairs than
+a video has. (The model zoo's convert_rgb_to_flow.py instead writes N files,
+the first being frame 1 against itself, i.e. almost zero flow.)
+
+TV-L1 (cv2.optflow.DualTVL1OpticalFlow_create) is the reference method; its
+options default to OpenCV's defaults, which is what the model zoo script
+uses. Farneback and DIS (preset medium) are much faster alternatives.
+
+Videos run in parallel worker processes. A `.done` file written last in each
+output folder makes a run resumable: done videos are skipped, half-written
+ones are redone. A video that fails is reported with the reason and skipped;
+the exit status is 1 when any failed.
+"""
+import argparse
+import glob
+import os
+import shutil
+import sys
+import time
+import multiprocessing
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from core.frames import FLOW_TEMPLATE, RGB_TEMPLATE, flow_frame_name, read_rgb_frames
+from core.video import VideoError, iter_frames, resize_short_side
+
+METHODS = ("tvl1", "farneback", "dis")
+DONE_MARKER = ".done"
+
+# Our keyword -> (keyword of cv2.optflow.DualTVL1OpticalFlow_create, OpenCV's default, meaning).
+TVL1_PARAMS = {
+    "tau": ("tau", 0.25, "time step of the numerical scheme"),
+    "lambda_": ("lambda_", 0.15, "weight of the data term (smaller: smoother flow)"),
+    "theta": ("theta", 0.3, "tightness of the coupling between the two sub-problems"),
+    "nscales": ("nscales", 5, "pyramid levels"),
+    "warps": ("warps", 5, "warpings per pyramid level"),
+    "epsilon": ("epsilon", 0.01, "stopping threshold of the iterations"),
+    "inner_iterations": ("innnerIterations", 30, "inner iterations per warping"),  # sic: OpenCV's spelling
+    "outer_iterations": ("outerIterations", 10, "outer iterations per warping"),
+    "scale_step": ("scaleStep", 0.8, "downscale factor between pyramid levels"),
+    "gamma": ("gamma", 0.0, "weight of the illumination-variation term"),
+    "median_filtering": ("medianFiltering", 5, "median filter size applied to the flow"),
+    "use_initial_flow": ("useInitialFlow", False, "start each pair from the previous pair's flow"),
+}
+
+# Common settings (as in OpenCV's samples and dense_flow).
+FARNEBACK_PARAMS = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+
+
+def quantize(flow, bound=20.0):
+    """Float flow -> uint8: clip to [-bound, bound], map linearly to 0..255."""
+    scaled = (np.clip(flow, -bound, bound) + bound) * (255.0 / (2 * bound))
+    return np.round(scaled).astype(np.uint8)
+
+
+def dequantize(image, bound=20.0):
+    """uint8 flow image -> float32 flow in [-bound, bound]."""
+    return (image.astype(np.float32) * (2.0 / 255.0) - 1.0) * bound
+
+
+def flow_estimator(method, **params):
+    """A function (prev_gray, next_gray) -> H x W x 2 float32 flow (x, y)."""
+    if method == "tvl1":
+        unknown = set(params) - set(TVL1_PARAMS)
+        if unknown:
+            raise ValueError(f"unknown TV-L1 parameters {sorted(unknown)}; known: {sorted(TVL1_PARAMS)}")
+        settings = {name: params.get(name, default) for name, (_, default, _) in TVL1_PARAMS.items()}
+        tvl1 = cv2.optflow.DualTVL1OpticalFlow_create(
+            **{TVL1_PARAMS[name][0]: value for name, value in settings.items()})
+        if not settings["use_initial_flow"]:
+            return lambda prev, nxt: tvl1.calc(prev, nxt, None)
+        last = [None]
+
+        def warm_started(prev, nxt):
+            if last[0] is None or last[0].shape[:2] != prev.shape:
+                last[0] = np.zeros(prev.shape + (2,), np.float32)
+            last[0] = tvl1.calc(prev, nxt, last[0].copy())
+            return last[0]
+        return warm_started
+    if params:
+        raise ValueError(f"method {method!r} takes no parameters, got {sorted(params)}")
+    if method == "farneback":
+        return lambda prev, nxt: cv2.calcOpticalFlowFarneback(prev, nxt, None, **FARNEBACK_PARAMS)
+    if method == "dis":
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        # DIS asserts contiguous images; crops and views are not.
+        return lambda prev, nxt: dis.calc(np.ascontiguousarray(prev), np.ascontiguousarray(nxt), None)
+    raise ValueError(f"unknown flow method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def flow_pair(prev_gray, next_gray, method="tvl1", **params):
+    """Flow from one grayscale uint8 frame to the next: H x W x 2 float32 (x, y)."""
+    return flow_estimator(method, **params)(prev_gray, next_gray)
+
+
+def list_videos(src):
+    """Sorted 'class/video' names under src: frame folders and video files."""
+    videos = []
+    for class_name in sorted(os.listdir(src)):
+        class_dir = os.path.join(src, class_name)
+        if os.path.isdir(class_dir) and not class_name.startswith("."):
+            videos += [f"{class_name}/{entry}" for entry in os.listdir(class_dir) if not entry.startswith(".")]
+    return sorted(videos)
+
+
+def output_dir(src, dst, video):
+    """DST/<class>/<video_id>; a video file's extension is not part of its id."""
+    if os.path.isfile(os.path.join(src, video)):
+        video = os.path.splitext(video)[0]
+    return os.path.join(dst, video)
+
+
+def iter_gray_frames(path, size):
+    """Grayscale uint8 frames of a frame folder or a video file, short side resized to `size` (0: keep)."""
+    if os.path.isdir(path):
+        n_frames = len(glob.glob(os.path.join(path, RGB_TEMPLATE.replace("{:05d}", "[0-9]" * 5))))
+        rgb_frames = (read_rgb_frames(path, [index])[0] for index in range(1, n_frames + 1))
+    else:
+        rgb_frames = iter_frames(path)
+    for rgb in rgb_frames:
+        yield cv2.cvtColor(resize_short_side(rgb, size), cv2.COLOR_RGB2GRAY)
+
+
+def compute_video(src_path, out_dir, method="tvl1", size=240, template=FLOW_TEMPLATE,
+                  bound=20.0, quality=95, params=None):
+    """Write the quantised flow of one video into out_dir; returns the number of pairs."""
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)  # half-written by an interrupted run
+    os.makedirs(out_dir)
+    estimate = flow_estimator(method, **(params or {}))
+    jpeg = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    pairs = 0
+    prev = None
+    for gray in iter_gray_frames(src_path, size):
+        if prev is not None:
+            pairs += 1
+            image = quantize(estimate(prev, gray), bound)
+            for axis, channel in (("x", 0), ("y", 1)):
+                name = os.path.join(out_dir, flow_frame_name(template, pairs, axis))
+                if not cv2.imwrite(name, image[:, :, channel], jpeg):
+                    raise OSError(f"{name}: cannot write the JPEG")
+        prev = gray
+    if pairs == 0:
+        raise VideoError(src_path, "fewer than 2 frames, no flow")
+    with open(os.path.join(out_dir, DONE_MARKER), "w") as f:
+        f.write(f"{pairs}\n")
+    return pairs
+
+
+def _init_worker():
+    cv2.setNumThreads(1)  # parallelism comes from the worker processes
+
+
+def _run_one(job):
+    video, src_path, out_dir, options = job
+    try:
+        return video, compute_video(src_path, out_dir, **options), None
+    except Exception as e:  # one bad video must not stop the dataset
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return video, 0, f"{type(e).__name__}: {e}"
+
+
+def compute_dataset(src, dst, method="tvl1", workers=1, size=240, template=FLOW_TEMPLATE,
+                    bound=20.0, quality=95, shard=0, num_shards=1, params=None, progress=True):
+    """Flow for every video of this shard of src; returns a summary dict.
+
+    Video k of the sorted list belongs to shard k % num_shards. The summary
+    has 'videos' (in this shard), 'computed', 'skipped' (already done),
+    'failed' ([(video, reason)]), 'pairs' (written now) and 'seconds'.
+    """
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard {shard} is not in 0..{num_shards - 1}")
+    flow_estimator(method, **(params or {}))  # fail early on bad options and templates
+    flow_frame_name(template, 1, "x")
+    start = time.time()
+    videos = list_videos(src)[shard::num_shards]
+    options = dict(method=method, size=size, template=template, bound=bound, quality=quality, params=params)
+    jobs = [(v, os.path.join(src, v), output_dir(src, dst, v), options) for v in videos
+            if not os.path.exists(os.path.join(output_dir(src, dst, v), DONE_MARKER))]
+    summary = dict(videos=len(videos), computed=0, skipped=len(videos) - len(jobs), failed=[], pairs=0)
+    # Not fork: a caller with threads (MindSpore, torch, OpenCV's pool) can leave a forked child deadlocked.
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(workers, initializer=_init_worker) as pool:
+        for video, pairs, error in tqdm(pool.imap_unordered(_run_one, jobs), total=len(jobs),
+                                        desc=f"flow ({method})", unit="video", disable=not progress):
+            if error:
+                tqdm.write(f"FAILED {video}: {error}", file=sys.stderr)
+                summary["failed"].append((video, error))
+            else:
+                summary["computed"] += 1
+                summary["pairs"] += pairs
+    summary["failed"].sort()
+    summary["seconds"] = time.time() - start
+    return summary
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m core.flow", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("src", help="frame root (<class>/<video_id>/image_00001.jpg) or video root "
+                                    "(<class>/<video file>)")
+    parser.add_argument("dst", help="output root: <class>/<video_id>/<template files>")
+    parser.add_argument("--method", choices=METHODS, default="tvl1", help="flow algorithm")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="worker processes")
+    parser.add_argument("--size", type=int, default=240, help="short side of the frames before flow (0: keep)")
+    parser.add_argument("--template", default=FLOW_TEMPLATE,
+                        help="file names: '{:05d}' is the pair index (from 1), '{}' the axis x or y")
+    parser.add_argument("--bound", type=float, default=20.0, help="flow is clipped to [-bound, bound] pixels")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG quality")
+    parser.add_argument("--shard", type=int, default=0, help="this shard's index")
+    parser.add_argument("--num-shards", type=int, default=1, help="video k of the sorted list goes to shard k %% n")
+    tvl1 = parser.add_argument_group("TV-L1 options (OpenCV's defaults)")
+    for name, (_, default, meaning) in TVL1_PARAMS.items():
+        flag = "--" + name.strip("_").replace("_", "-")
+        if isinstance(default, bool):
+            tvl1.add_argument(flag, dest=name, action="store_true", help=meaning)
+        else:
+            tvl1.add_argument(flag, dest=name, type=type(default), default=default, metavar="X", help=meaning)
+    args = parser.parse_args(argv)
+    params = {name: getattr(args, name) for name in TVL1_PARAMS} if args.method == "tvl1" else None
+    if not os.path.isdir(args.src):
+        parser.error(f"{args.src}: not a directory")
+    summary = compute_dataset(args.src, args.dst, method=args.method, workers=args.workers, size=args.size,
+                              template=args.template, bound=args.bound, quality=args.quality,
+                              shard=args.shard, num_shards=args.num_shards, params=params)
+    print(f"{summary['videos']} videos in shard {args.shard}/{args.num_shards}: {summary['computed']} computed "
+          f"({summary['pairs']} pairs), {summary['skipped']} already done, {len(summary['failed'])} failed, "
+          f"{summary['seconds']:.1f} s")
+    for video, error in summary["failed"]:
+        print(f"  failed: {video}: {error}")
+    return 1 if summary["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
