@@ -1,0 +1,165 @@
+"""Datasets of clips read from extracted frames, as numpy arrays.
+
+The annotation file is kenshohara's JSON (``labels`` and ``database``, each
+video with its ``subset`` and ``annotations: {label, segment: [1, n + 1]}``);
+the frames of a video are at ``<video_path>/<label>/<video_id>/``. As in the
+reference, a video of the subset whose folder does not exist is skipped (the
+count is reported on stderr), and a video without a label (test subset) is
+looked for under ``<video_path>/test/`` and gets label -1.
+
+Items are ``float32 C x T x H x W`` clips. Random sampling of item ``i`` in
+epoch ``e`` draws from ``np.random.default_rng([seed, e, i])``, so a clip
+depends neither on the worker process that loads it nor on where training
+resumed.
+
+Flow modality: a video of N frames has N - 1 flow pairs; the temporal
+sampling runs over pairs ``1 .. N - 1`` and loop-pads like RGB.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+from core.frames import FLOW_TEMPLATE, read_flow_frames, read_rgb_frames
+from core.spatial import build_spatial
+from core.temporal import build_temporal
+
+
+class AnnotationError(ValueError):
+    """An annotation file that does not fit kenshohara's format."""
+
+
+def load_annotations(annotation_path, subset):
+    """(class_names, [(video_id, label name or None, n_frames), ...]) of `subset`, in file order."""
+    try:
+        with open(annotation_path) as f:
+            data = json.load(f)
+        class_names = list(data["labels"])
+        videos = []
+        for video_id, entry in data["database"].items():
+            if entry["subset"] != subset:
+                continue
+            annotation = entry.get("annotations", {})
+            segment = annotation.get("segment")
+            if segment is None:
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has no 'segment'")
+            videos.append((video_id, annotation.get("label"), segment[1] - segment[0]))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise AnnotationError(f"{annotation_path}: not a valid annotation file ({type(e).__name__}: {e})") from None
+    return class_names, videos
+
+
+class VideoDataset:
+    """One clip per video and item: (float32 C x T x H x W, int label), e.g. for training.
+
+    `spatial` and `temporal` are the transforms of core.spatial / core.temporal
+    (see build_spatial / build_temporal); `temporal` must cut one clip.
+    """
+
+    def __init__(self, annotation_path, video_path, subset, spatial, temporal, modality="rgb",
+                 flow_template=FLOW_TEMPLATE, seed=0):
+        if modality not in ("rgb", "flow"):
+            raise ValueError(f"modality must be rgb or flow, got {modality!r}")
+        self.spatial = spatial
+        self.temporal = temporal
+        self.modality = modality
+        self.flow_template = flow_template
+        self.seed = seed
+        self.epoch = 0
+        self.class_names, videos = load_annotations(annotation_path, subset)
+        class_index = {name: i for i, name in enumerate(self.class_names)}
+        self.video_ids, self.labels, self.video_dirs, self.n_frames = [], [], [], []
+        missing = []
+        for video_id, label, n_frames in videos:
+            if label is not None and label not in class_index:
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has label '{label}' not in 'labels'")
+            video_dir = os.path.join(video_path, label if label is not None else "test", video_id)
+            if modality == "flow":
+                n_frames -= 1
+            if not os.path.isdir(video_dir):
+                missing.append(video_dir)
+                continue
+            if n_frames < 1:
+                continue
+            self.video_ids.append(video_id)
+            self.labels.append(class_index[label] if label is not None else -1)
+            self.video_dirs.append(video_dir)
+            self.n_frames.append(n_frames)
+        if missing:
+            print(f"{annotation_path}: {len(missing)} of {len(videos)} '{subset}' videos have no frame folder "
+                  f"(first: {missing[0]}); skipped", file=sys.stderr)
+        if not self.video_ids:
+            raise AnnotationError(f"{annotation_path}: no '{subset}' video with frames under {video_path}")
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.video_ids)
+
+    def rng(self, index):
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def read_clip(self, video_index, frame_indices, rng):
+        """Frames `frame_indices` of video `video_index` through the spatial transform, as C x T x H x W."""
+        min_short_side = getattr(self.spatial, "min_short_side", None)
+        video_dir = self.video_dirs[video_index]
+        if self.modality == "flow":
+            clip = read_flow_frames(video_dir, frame_indices, self.flow_template, min_short_side)
+        else:
+            clip = read_rgb_frames(video_dir, frame_indices, min_short_side)
+        clip = self.spatial(clip, rng)
+        return np.ascontiguousarray(clip.transpose(3, 0, 1, 2), dtype=np.float32)
+
+    def __getitem__(self, index):
+        rng = self.rng(index)
+        frame_indices = self.temporal(list(range(1, self.n_frames[index] + 1)), rng)
+        return self.read_clip(index, frame_indices, rng), self.labels[index]
+
+
+class EvalDataset(VideoDataset):
+    """Every clip that a multi-clip temporal transform cuts from every video, one per item.
+
+    Items are (float32 C x T x H x W, int label, int video index). With
+    TemporalEvenCrop this is kenshohara's per-epoch validation; with
+    SlidingWindow his inference (average the clip scores per video with
+    core.metrics.video_scores). `clips_per_video[v]` counts the clips of video v.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Clips are fixed: computed once, with the rng of the video.
+        self.clips = [(video_index, clip)
+                      for video_index, n_frames in enumerate(self.n_frames)
+                      for clip in self.temporal(list(range(1, n_frames + 1)), self.rng(video_index))]
+        self.clips_per_video = np.bincount([v for v, _ in self.clips], minlength=len(self.video_ids))
+
+    def __len__(self):
+        return len(self.clips)
+
+    def __getitem__(self, index):
+        video_index, frame_indices = self.clips[index]
+        clip = self.read_clip(video_index, frame_indices, self.rng(index))
+        return clip, self.labels[video_index], video_index
+
+
+def _dataset(cls, config, subset, train, inference):
+    return cls(config.annotation_path, config.video_path, subset,
+               build_spatial(config, train, inference), build_temporal(config, train, inference),
+               modality=config.modality, flow_template=config.flow_template, seed=config.manual_seed)
+
+
+def training_set(config):
+    """Training clips: random temporal and spatial crops (kenshohara's get_train_utils)."""
+    return _dataset(VideoDataset, config, "training", train=True, inference=False)
+
+
+def validation_set(config):
+    """`n_val_samples` even clips per validation video (kenshohara's get_val_utils)."""
+    return _dataset(EvalDataset, config, "validation", train=False, inference=False)
+
+
+def evaluation_set(config, subset=None):
+    """Sliding-window clips of every video of `subset` (default `inference_subset`)."""
+    return _dataset(EvalDataset, config, subset or config.inference_subset, train=False, inference=True)

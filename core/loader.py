@@ -1,0 +1,124 @@
+"""Batches of numpy arrays from a dataset, shared by the three backends.
+
+Each backend only converts the arrays to its tensors, so the data order and
+content are the same in PyTorch, PaddlePaddle and MindSpore. A batch is a
+tuple with one stacked array per item field: ``(x float32 B x C x T x H x W,
+y int64 B)`` for VideoDataset, plus ``video_index int64 B`` for EvalDataset.
+
+The order of epoch ``e`` is ``np.random.default_rng([seed, e]).permutation``
+(or 0..N-1 without shuffle). Worker processes load whole batches; results
+come back in order, at most ``prefetch`` batches per worker ahead of the
+consumer. The pool starts on the first iteration and is reused by later
+epochs; `close()` (or the end of the program) stops it.
+"""
+import multiprocessing
+import sys
+import weakref
+from collections import deque
+
+import numpy as np
+
+_worker_dataset = None
+
+
+def _init_worker(dataset):
+    global _worker_dataset
+    _worker_dataset = dataset
+    import cv2
+    # The workers are the parallelism; OpenCV threads would only compete with them.
+    cv2.setNumThreads(1)
+
+
+def collate(items):
+    """Stack a list of item tuples field by field: arrays -> float32, ints -> int64."""
+    fields = []
+    for values in zip(*items):
+        if isinstance(values[0], np.ndarray):
+            shapes = {v.shape for v in values}
+            if len(shapes) > 1:
+                raise ValueError(f"cannot batch clips of different shapes {sorted(shapes)} "
+                                 "(e.g. inference_crop nocrop on videos of different sizes: use batch size 1)")
+            fields.append(np.stack(values).astype(np.float32, copy=False))
+        else:
+            fields.append(np.asarray(values, dtype=np.int64))
+    return tuple(fields)
+
+
+def load_batch(dataset, epoch, indices):
+    dataset.set_epoch(epoch)
+    return collate([dataset[i] for i in indices])
+
+
+def _load_batch_in_worker(epoch, indices):
+    return load_batch(_worker_dataset, epoch, indices)
+
+
+class BatchLoader:
+    def __init__(self, dataset, batch_size, shuffle=False, seed=0, n_workers=0, drop_last=False, prefetch=2):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.n_workers = n_workers
+        self.drop_last = drop_last
+        self.prefetch = prefetch
+        self.epoch = 0
+        self._pool = None
+
+    def set_epoch(self, epoch):
+        """Select the order (if shuffling) and the random sampling of epoch `epoch`."""
+        self.epoch = epoch
+
+    def __len__(self):
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def batch_indices(self):
+        """The dataset indices of every batch of the current epoch."""
+        n = len(self.dataset)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
+        return [order[i:i + self.batch_size].tolist() for i in range(0, len(self) * self.batch_size, self.batch_size)]
+
+    def __iter__(self):
+        batches = self.batch_indices()
+        if self.n_workers == 0:
+            for indices in batches:
+                yield load_batch(self.dataset, self.epoch, indices)
+            return
+        pool = self._start_pool()
+        pending = deque()
+        for indices in batches:
+            pending.append(pool.apply_async(_load_batch_in_worker, (self.epoch, indices)))
+            if len(pending) >= self.n_workers * self.prefetch:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+    def _start_pool(self):
+        if self._pool is None:
+            # fork shares the dataset without pickling it; the workers only use numpy and OpenCV,
+            # never the deep-learning framework the parent may have imported.
+            method = "fork" if sys.platform.startswith("linux") else None
+            context = multiprocessing.get_context(method)
+            self._pool = context.Pool(self.n_workers, _init_worker, (self.dataset,))
+            self._finalizer = weakref.finalize(self, _stop_pool, self._pool)
+        return self._pool
+
+    def close(self):
+        """Stop the worker processes (a later iteration starts new ones)."""
+        if self._pool is not None:
+            self._finalizer()
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _stop_pool(pool):
+    pool.terminate()
+    pool.join()

@@ -1,0 +1,93 @@
+"""Accuracy, confusion matrix and kenshohara's results JSON, on numpy arrays.
+
+Scores are ``N x n_classes`` arrays (logits or probabilities), labels are
+integer arrays. Video-level accuracy is ``topk_accuracy(video_scores(...),
+video_labels, k)``: as in kenshohara's inference.py, a video's score is the
+mean of the softmax probabilities of its clips.
+"""
+import json
+import os
+
+import numpy as np
+
+
+def softmax(logits, axis=-1):
+    shifted = np.exp(logits - np.max(logits, axis=axis, keepdims=True))
+    return shifted / np.sum(shifted, axis=axis, keepdims=True)
+
+
+def topk_accuracy(scores, labels, k=1):
+    """Fraction of rows whose label is among the k highest scores."""
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    if len(labels) == 0:
+        raise ValueError("accuracy of an empty set")
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(top == labels[:, None], axis=1)))
+
+
+def video_scores(clip_scores, video_indices, n_videos):
+    """Mean of the clip scores of each video: n_videos x n_classes (NaN rows for videos without clips)."""
+    clip_scores = np.asarray(clip_scores, dtype=np.float64)
+    sums = np.zeros((n_videos, clip_scores.shape[1]))
+    np.add.at(sums, np.asarray(video_indices), clip_scores)
+    counts = np.bincount(video_indices, minlength=n_videos)[:, None]
+    with np.errstate(invalid="ignore"):
+        return sums / counts
+
+
+def confusion_matrix(labels, predictions, n_classes):
+    """Counts: row = true class, column = predicted class."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(labels), np.asarray(predictions)), 1)
+    return cm
+
+
+def mean_class_accuracy(scores, labels, n_classes=None):
+    """Mean over the classes that occur in `labels` of the fraction of their rows predicted right."""
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    cm = confusion_matrix(labels, np.argmax(scores, axis=1), n_classes or scores.shape[1])
+    per_class = cm.sum(axis=1)
+    present = per_class > 0
+    return float(np.mean(np.diag(cm)[present] / per_class[present]))
+
+
+def plot_confusion_matrix(cm, class_names, path):
+    """Save the row-normalised confusion matrix as a PNG."""
+    # The Agg canvas directly: no pyplot, no global backend switch.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    n = len(class_names)
+    side = min(max(4.0, 0.25 * n), 40.0)
+    figure = Figure(figsize=(side + 1.5, side))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(cm / rows, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, label="fraction of the true class")
+    if n <= 60:
+        axes.set_xticks(range(n), class_names, rotation=90, fontsize=6)
+        axes.set_yticks(range(n), class_names, fontsize=6)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def video_results(video_ids, scores, class_names, top_k):
+    """kenshohara's results: {video_id: [{"label", "score"}, ...]} with the top_k scores, highest first."""
+    scores = np.asarray(scores)
+    top_k = min(top_k, len(class_names))
+    results = {}
+    for video_id, row in zip(video_ids, scores):
+        top = np.argsort(-row, kind="stable")[:top_k]
+        results[video_id] = [{"label": class_names[c], "score": float(row[c])} for c in top]
+    return results
+
+
+def write_val_json(path, video_ids, scores, class_names, top_k):
+    """Write {"results": video_results(...)} atomically. `scores` should be softmax probabilities."""
+    tmp_path = f"{path}.tmp"
+    with open(tmp_path, "w") as f:
+        json.dump({"results": video_results(video_ids, scores, class_names, top_k)}, f)
+    os.replace(tmp_path, path)

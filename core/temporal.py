@@ -1,0 +1,160 @@
+"""Temporal sampling: which frames of a video make a clip.
+
+Frame indices are 1-based, as in the annotation segment ``[1, n_frames + 1)``
+(``image_00001.jpg`` is frame 1). Every transform takes a list of indices and
+returns either one clip (a list of indices) or several clips (a list of
+lists), as kenshohara/3D-ResNets-PyTorch's ``temporal_transforms.py`` does.
+Random transforms draw from the numpy ``Generator`` passed in the call, so a
+seed reproduces a clip exactly; the deterministic ones ignore it.
+
+Kenshohara's arithmetic, reproduced here (n = number of input indices):
+
+- Loop padding: a clip shorter than ``size`` repeats its indices cyclically,
+  ``[1, 2, 3]`` padded to 7 is ``[1, 2, 3, 1, 2, 3, 1]``; a longer list is
+  returned unchanged.
+- Center crop: begins at ``max(0, n // 2 - size // 2)``.
+- Random crop: begins uniformly in ``[0, max(0, n - size - 1)]`` (the last
+  possible start, ``n - size``, is never drawn: the reference's ``- 1``).
+- Even crop: ``stride = max(1, ceil((n - 1 - size) / (n_samples - 1)))``
+  (1 when ``n_samples == 1``); clips start every ``stride`` indices; it stops
+  after ``n_samples`` clips or after the first clip that had to be
+  loop-padded, so a short video yields fewer clips.
+- Sliding window: clips start every ``stride`` indices (``stride=0`` means
+  ``size``); it stops after the first loop-padded clip.
+
+One deliberate difference: the reference's even crop and sliding window
+build each window as ``range(first_index, first_index + size)``, which
+silently undoes a preceding ``TemporalSubsampling``. Here a window is
+``size`` consecutive *entries* of the input list, so with ``sample_t_stride``
+> 1 evaluation clips have the same stride as training clips. On contiguous
+input (``sample_t_stride`` 1, the reference's default) both give identical
+indices.
+"""
+import math
+
+
+def loop_pad(frame_indices, size):
+    """Repeat `frame_indices` cyclically up to `size` entries (unchanged if already long enough)."""
+    if len(frame_indices) >= size or not frame_indices:
+        return list(frame_indices)
+    return [frame_indices[i % len(frame_indices)] for i in range(size)]
+
+
+class LoopPadding:
+    def __init__(self, size):
+        self.size = size
+
+    def __call__(self, frame_indices, rng=None):
+        return loop_pad(frame_indices, self.size)
+
+
+class TemporalBeginCrop:
+    def __init__(self, size):
+        self.size = size
+
+    def __call__(self, frame_indices, rng=None):
+        return loop_pad(frame_indices[:self.size], self.size)
+
+
+class TemporalCenterCrop:
+    def __init__(self, size):
+        self.size = size
+
+    def __call__(self, frame_indices, rng=None):
+        begin = max(0, len(frame_indices) // 2 - self.size // 2)
+        return loop_pad(frame_indices[begin:begin + self.size], self.size)
+
+
+class TemporalRandomCrop:
+    def __init__(self, size):
+        self.size = size
+
+    def __call__(self, frame_indices, rng):
+        last_begin = max(0, len(frame_indices) - self.size - 1)
+        begin = int(rng.integers(0, last_begin + 1))
+        return loop_pad(frame_indices[begin:begin + self.size], self.size)
+
+
+def _windows(frame_indices, size, stride, max_clips):
+    """Clips of `size` entries starting every `stride` entries; stop after the first padded one."""
+    clips = []
+    for begin in range(0, len(frame_indices), stride):
+        if len(clips) >= max_clips:
+            break
+        clip = frame_indices[begin:begin + size]
+        clips.append(loop_pad(clip, size))
+        if len(clip) < size:
+            break
+    return clips
+
+
+class TemporalEvenCrop:
+    """`n_samples` clips spread evenly over the video (kenshohara's validation)."""
+
+    def __init__(self, size, n_samples=1):
+        self.size = size
+        self.n_samples = n_samples
+
+    def __call__(self, frame_indices, rng=None):
+        stride = 1
+        if self.n_samples > 1:
+            stride = max(1, math.ceil((len(frame_indices) - 1 - self.size) / (self.n_samples - 1)))
+        return _windows(frame_indices, self.size, stride, self.n_samples)
+
+
+class SlidingWindow:
+    """Every clip of `size` frames, one every `stride` frames (kenshohara's inference)."""
+
+    def __init__(self, size, stride=0):
+        self.size = size
+        self.stride = stride or size
+
+    def __call__(self, frame_indices, rng=None):
+        return _windows(frame_indices, self.size, self.stride, math.inf)
+
+
+class TemporalSubsampling:
+    """Keep every `stride`-th frame (`sample_t_stride`)."""
+
+    def __init__(self, stride):
+        self.stride = stride
+
+    def __call__(self, frame_indices, rng=None):
+        return frame_indices[::self.stride]
+
+
+class Compose:
+    """Apply transforms in order; once one has cut several clips, the rest apply to each clip."""
+
+    def __init__(self, transforms):
+        self.transforms = list(transforms)
+
+    def __call__(self, frame_indices, rng=None):
+        for i, transform in enumerate(self.transforms):
+            if frame_indices and isinstance(frame_indices[0], list):
+                rest = Compose(self.transforms[i:])
+                return [rest(clip, rng) for clip in frame_indices]
+            frame_indices = transform(frame_indices, rng)
+        return frame_indices
+
+
+def build_temporal(config, train, inference=False):
+    """The temporal sampling of kenshohara's main.py for training, validation or inference.
+
+    training: [TemporalSubsampling] + random or center crop of `sample_duration`;
+    validation: [TemporalSubsampling] + `n_val_samples` even crops;
+    inference: [TemporalSubsampling] + sliding window with `inference_stride`.
+    """
+    if train and inference:
+        raise ValueError("build_temporal: train and inference are exclusive")
+    transforms = []
+    if config.sample_t_stride > 1:
+        transforms.append(TemporalSubsampling(config.sample_t_stride))
+    if train:
+        crop = TemporalRandomCrop if config.train_t_crop == "random" else TemporalCenterCrop
+        transforms.append(crop(config.sample_duration))
+    elif inference:
+        transforms.append(SlidingWindow(config.sample_duration, config.inference_stride))
+    else:
+        transforms.append(TemporalEvenCrop(config.sample_duration, config.n_val_samples))
+    return Compose(transforms)
