@@ -36,8 +36,8 @@ def score_videos(config, predict, subset, desc="evaluate"):
         np.add.at(logit_sums, video_index, logits)
         np.add.at(prob_sums, video_index, metrics.softmax(logits))
         np.add.at(clip_counts, video_index, 1)
-        clip_top1 += metrics.topk_correct(logits, y, 1)
-        clip_top5 += metrics.topk_correct(logits, y, min(5, n_classes))
+        clip_top1 += metrics.topk_accuracy(logits, y, 1) * len(y)
+        clip_top5 += metrics.topk_accuracy(logits, y, min(5, n_classes)) * len(y)
     counts = np.maximum(clip_counts, 1)[:, None]
     scores = Scores(video_ids=list(dataset.video_ids), labels=np.asarray(dataset.labels),
                     class_names=list(dataset.class_names),
@@ -62,7 +62,7 @@ def write_outputs(config, scores, tag):
                            scores.class_names, config["output_topk"])
     save_scores(os.path.join(result_path, f"scores_{tag}.npz"), scores.video_ids, scores.labels,
                 scores.class_names, scores.logits, scores.probs)
-    cm = metrics.confusion_matrix(scores.probs.argmax(1), scores.labels, len(scores.class_names))
+    cm = metrics.confusion_matrix(scores.labels, scores.probs.argmax(1), len(scores.class_names))
     metrics.plot_confusion_matrix(cm, scores.class_names, os.path.join(result_path, f"confusion_{tag}.png"))
 
 

@@ -109,14 +109,13 @@ def to_mindspore(state):
     return out
 
 
+def neutral_name_from_mindspore(name):
+    for torch_leaf, ms_leaf in _BN_MINDSPORE.items():
+        if name.endswith("." + ms_leaf):
+            return name[: -len(ms_leaf)] + torch_leaf
+    return name
+
+
 def from_mindspore(state):
     """MindSpore names -> neutral."""
-    inverse = {v: k for k, v in _BN_MINDSPORE.items()}
-    out = {}
-    for name, value in state.items():
-        for ms_leaf, torch_leaf in inverse.items():
-            if name.endswith("." + ms_leaf):
-                name = name[: -len(ms_leaf)] + torch_leaf
-                break
-        out[name] = value
-    return out
+    return {neutral_name_from_mindspore(name): value for name, value in state.items()}

@@ -17,8 +17,8 @@ up/down), so a single frame says nothing about the class while a 3D CNN can lear
 wrap around the frame edges and size changes are sawtooth cycles with a random phase, which keeps
 every frame's appearance distribution identical across classes.
 
-Clips of one group (g01, g02, ...) share their background, like UCF-101's groups share a scene;
-the first groups form the test list. Videos cycle through the containers (avi: MPEG-4 Part 2,
+Clip c of group g has the same background in every class, so backgrounds carry no class
+information; the first groups form the test list, so test backgrounds are never seen in training. Videos cycle through the containers (avi: MPEG-4 Part 2,
 mp4 and mkv: H.264, webm: VP9). The same seed gives the same decoded pixels.
 """
 import argparse
@@ -137,7 +137,8 @@ def make_dataset(dst, classes=5, videos_per_class=12, seed=0, size=64, frames=32
         os.makedirs(os.path.join(dst, "videos", name), exist_ok=True)
         for index in range(videos_per_class):
             group, clip = index // CLIPS_PER_GROUP + 1, index % CLIPS_PER_GROUP + 1
-            background = make_background(np.random.default_rng((seed, label, group)), size)
+            # Every class gets the same backgrounds, so a background says nothing about the class.
+            background = make_background(np.random.default_rng((seed, group, clip)), size)
             clip_frames = render_clip(name, size, frames, np.random.default_rng((seed, label, group, clip)), background)
             extension = containers[len(paths) % len(containers)]
             relative = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.{extension}"

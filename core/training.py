@@ -156,7 +156,8 @@ def atomic_write(path, write):
     """Call write(tmp_path), then rename over `path`: a crash never leaves a half-written file."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    # The temporary name keeps the extension: some savers (MindSpore) append theirs otherwise.
+    tmp = os.path.join(directory, f".tmp{os.getpid()}.{os.path.basename(path)}")
     try:
         write(tmp)
         os.replace(tmp, path)

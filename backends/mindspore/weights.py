@@ -11,6 +11,8 @@ import numpy as np
 
 from core.state_dict import check_state, from_mindspore
 
+OPTIMIZER_PREFIX = "optimizer."
+
 
 def to_numpy_state(model):
     """The model's parameters and BatchNorm statistics as a neutral dict."""
@@ -45,4 +47,6 @@ def load_pretrained(path):
         state = ms.load_checkpoint(path)
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"{path}: not a MindSpore checkpoint that can be read ({error})") from error
-    return from_mindspore({name: param.asnumpy() for name, param in state.items()})
+    # Training checkpoints also hold optimizer state and metadata (engine.save): not model weights.
+    return from_mindspore({name: param.asnumpy() for name, param in state.items()
+                           if isinstance(param, ms.Tensor) and not name.startswith(OPTIMIZER_PREFIX)})

@@ -1,0 +1,120 @@
+"""Paddle side of the shared training loop (core.training) and evaluation (core.evaluation)."""
+import json
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+
+from backends.paddle.models import build_model
+from backends.paddle.weights import load_numpy_state, load_pretrained, to_numpy_state
+from core.archs import arch_name, model_kwargs
+from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, trainable_names
+
+
+def pick_device(config):
+    gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    if config["device"] == "gpu" and not gpu:
+        raise SystemExit("device: gpu was asked for, but paddle sees no CUDA device")
+    device = "gpu" if config["device"] != "cpu" and gpu else "cpu"
+    paddle.set_device(device)
+    return device
+
+
+def create_model(config):
+    """The config's model, with pretrained weights (new head for n_classes) when pretrain_path is set."""
+    paddle.seed(config["manual_seed"])
+    model = build_model(arch_name(config), **model_kwargs(config))
+    if config["pretrain_path"]:
+        pretrained = load_pretrained(config["pretrain_path"])
+        load_numpy_state(model, fit_pretrained(pretrained, to_numpy_state(model)))
+    return model
+
+
+class PaddleEngine(Engine):
+    checkpoint_suffix = ".pdparams"
+
+    def __init__(self, config):
+        self.config = config
+        self.arch = arch_name(config)
+        self.device_name = pick_device(config)
+        self.model = create_model(config)
+        named = list(self.model.named_parameters())
+        trainable = set(trainable_names((n for n, _ in named), config["ft_begin_module"]))
+        params = []
+        for name, param in named:
+            param.stop_gradient = name not in trainable
+            if not param.stop_gradient:
+                params.append(param)
+        lr = config["learning_rate"]
+        if config["optimizer"] == "sgd":
+            if config["dampening"]:
+                raise SystemExit("dampening: paddle.optimizer.Momentum has no dampening; set dampening: 0")
+            self.optimizer = paddle.optimizer.Momentum(
+                learning_rate=lr, momentum=config["momentum"], parameters=params,
+                use_nesterov=config["nesterov"], weight_decay=config["weight_decay"] or None)
+        else:
+            self.optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=params,
+                                                   weight_decay=config["weight_decay"] or None)
+        self.amp = config["amp"] and self.device_name == "gpu"
+        self.scaler = paddle.amp.GradScaler(enable=self.amp)
+
+    def begin_epoch(self, epoch, train):
+        self.model.train() if train else self.model.eval()
+        if train:
+            paddle.seed(epoch_seed(self.config["manual_seed"], epoch))
+
+    def set_lr(self, lr):
+        self.optimizer.set_lr(lr)
+
+    def _forward(self, x, y):
+        x, y = paddle.to_tensor(x), paddle.to_tensor(y)
+        with paddle.amp.auto_cast(enable=self.amp):
+            logits = self.model(x)
+        loss = F.cross_entropy(logits.astype("float32"), y)
+        return loss, logits
+
+    def train_batch(self, x, y):
+        loss, logits = self._forward(x, y)
+        self.optimizer.clear_grad(set_to_zero=False)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss), logits.astype("float32").numpy()
+
+    @paddle.no_grad()
+    def eval_batch(self, x, y):
+        loss, logits = self._forward(x, y)
+        return float(loss), logits.astype("float32").numpy()
+
+    def save(self, path, meta):
+        """save_N.pdparams + save_N.pdopt + save_N.json (arch, epoch, scheduler, config); json last."""
+        stem = path[: -len(self.checkpoint_suffix)]
+        atomic_write(path, lambda tmp: paddle.save(self.model.state_dict(), tmp))
+        atomic_write(stem + ".pdopt", lambda tmp: paddle.save(self.optimizer.state_dict(), tmp))
+        atomic_write(stem + ".json", lambda tmp: _write_json(tmp, meta))
+
+    def load(self, path):
+        stem = path[: -len(self.checkpoint_suffix)]
+        load_numpy_state(self.model, load_pretrained(path))
+        self.optimizer.set_state_dict(paddle.load(stem + ".pdopt"))
+        with open(stem + ".json") as f:
+            return json.load(f)
+
+
+def _write_json(path, meta):
+    with open(path, "w") as f:
+        json.dump(meta, f, indent=1)
+
+
+def build_predictor(config):
+    """predict(x numpy) -> logits numpy for the checkpoint at config.resume_path."""
+    pick_device(config)
+    model = build_model(arch_name(config), **model_kwargs(config))
+    load_numpy_state(model, load_pretrained(config["resume_path"]))
+    model.eval()
+
+    @paddle.no_grad()
+    def predict(x):
+        return model(paddle.to_tensor(np.ascontiguousarray(x))).astype("float32").numpy()
+
+    return predict
