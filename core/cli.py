@@ -10,10 +10,11 @@ import time
 
 import yaml
 
-from core.config import add_config_arguments, config_from_args, Config
+from core.config import add_config_arguments, config_from_args
 from core.datasets import training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader
+from core.state_dict import StateDictMismatch
 from core.training import fit
 
 
@@ -47,11 +48,14 @@ def train_main(framework, build_engine, argv=None):
     if not config["no_val"]:
         val_loader = BatchLoader(validation_set(config), config["batch_size"], shuffle=False,
                                  seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False)
-    engine = build_engine(config)
-    print(f"[{framework}] training {engine.arch} on {engine.device_name}: {len(train_loader.dataset)} clips, "
-          f"{config['n_epochs']} epochs -> {config['result_path']}")
     started = time.time()
-    history = fit(config, engine, train_loader, val_loader)
+    try:
+        engine = build_engine(config)
+        print(f"[{framework}] training {engine.arch} on {engine.device_name}: {len(train_loader.dataset)} clips, "
+              f"{config['n_epochs']} epochs -> {config['result_path']}")
+        history = fit(config, engine, train_loader, val_loader)
+    except StateDictMismatch as e:  # pretrain_path or resume_path of another model; the engine names the file
+        raise SystemExit(f"cannot train: {e}") from None
     print(f"[{framework}] training done in {time.time() - started:.0f}s")
     return history
 
@@ -65,23 +69,41 @@ def evaluate_main(framework, build_predictor, argv=None):
     add_config_arguments(parser)
     parser.add_argument("--resume_path", help="checkpoint of the model to evaluate (RGB model in joint mode)")
     parser.add_argument("--mode", choices=("rgb", "flow", "joint"), default=None,
-                        help="modality to evaluate (default: the config's modality)")
+                        help="rgb (frames from video_path), flow (from flow_path) or joint: both models and their "
+                             "fusion side by side (default: the config's modality)")
     parser.add_argument("--flow_resume_path", help="checkpoint of the flow model (joint mode)")
     parser.add_argument("--fusion", choices=("softmax", "logits"), default="softmax",
                         help="joint mode: mean of softmax scores (default) or sum of logits")
     parser.add_argument("--subset", choices=("training", "validation", "testing"),
                         help="subset to evaluate (default: the config's inference_subset)")
     args = parser.parse_args(argv)
-    if args.resume_path:
-        args.set.append(f"resume_path={args.resume_path}")
     base = config_from_args(args, require_paths=())
     mode = args.mode or base["modality"]
+    if mode != "joint" and args.flow_resume_path:
+        parser.error(f"--flow_resume_path is for --mode joint; with --mode {mode} give the checkpoint as "
+                     "--resume_path")
+    if not (args.resume_path or base["resume_path"]):
+        parser.error("no checkpoint to evaluate: give --resume_path" + (" (the RGB model)" if mode == "joint" else ""))
+    if mode == "joint" and not args.flow_resume_path:
+        parser.error("--mode joint needs --flow_resume_path, the checkpoint of the flow model "
+                     "(--resume_path is the RGB model)")
+    if mode in ("flow", "joint") and not base["flow_path"]:
+        parser.error(f"--mode {mode} reads optical-flow frames from flow_path, which is not set: add "
+                     "'flow_path: DIR' to the config or --set flow_path=DIR (python -m core.flow writes them)")
+
+    def model_config(modality, resume_path):
+        # Each model is built for its own modality, whatever the config file's `modality` says.
+        overrides = [*args.set, f"modality={modality}"] + ([f"resume_path={resume_path}"] if resume_path else [])
+        return _load(argparse.Namespace(**{**vars(args), "set": overrides}), ("resume_path",))
+
+    def predictor(config):
+        try:
+            return build_predictor(config)
+        except StateDictMismatch as e:  # e.g. a flow checkpoint given as the RGB model; the engine names the file
+            raise SystemExit(f"cannot evaluate the {config['modality']} model: {e}") from None
+
     if mode == "joint":
-        if not args.flow_resume_path:
-            parser.error("--mode joint needs --flow_resume_path")
-        rgb = _load(args, ("video_path", "flow_path", "resume_path"))
-        flow = Config(rgb, modality="flow", resume_path=args.flow_resume_path)
-        return evaluate_joint(rgb, build_predictor(rgb), flow, build_predictor(flow), args.fusion, args.subset)
-    args.set.append(f"modality={mode}")
-    config = _load(args, ("resume_path",))
-    return evaluate(config, build_predictor(config), mode, args.subset)
+        rgb, flow = model_config("rgb", args.resume_path), model_config("flow", args.flow_resume_path)
+        return evaluate_joint(rgb, predictor(rgb), flow, predictor(flow), args.fusion, args.subset)
+    config = model_config(mode, args.resume_path)
+    return evaluate(config, predictor(config), mode, args.subset)

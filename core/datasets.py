@@ -12,8 +12,12 @@ epoch ``e`` draws from ``np.random.default_rng([seed, e, i])``, so a clip
 depends neither on the worker process that loads it nor on where training
 resumed.
 
-Flow modality: a video of N frames has N - 1 flow pairs; the temporal
-sampling runs over pairs ``1 .. N - 1`` and loop-pads like RGB.
+Flow modality: the folders are under the config's ``flow_path`` instead of
+``video_path``, named by ``flow_template`` (core.flow writes them). A video
+of N frames has N - 1 flow pairs; the temporal sampling runs over pairs
+``1 .. N - 1`` and loop-pads like RGB. The sets built from a config yield
+2 x T x H x W flow (x, y) in [-1, 1]; their horizontal flip negates x
+(core.spatial).
 """
 import json
 import os
@@ -145,7 +149,8 @@ class EvalDataset(VideoDataset):
 
 
 def _dataset(cls, config, subset, train, inference):
-    return cls(config.annotation_path, config.video_path, subset,
+    frames_root = config.flow_path if config.modality == "flow" else config.video_path
+    return cls(config.annotation_path, frames_root, subset,
                build_spatial(config, train, inference), build_temporal(config, train, inference),
                modality=config.modality, flow_template=config.flow_template, seed=config.manual_seed)
 

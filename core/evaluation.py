@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from core import metrics
 from core.datasets import evaluation_set
-from core.fuse import fuse
+from core.fuse import accuracies, accuracy_table, fuse
 from core.loader import BatchLoader
 from core.scores import Scores, save_scores
 
@@ -30,28 +30,25 @@ def score_videos(config, predict, subset, desc="evaluate"):
     logit_sums = np.zeros((n_videos, n_classes), np.float64)
     prob_sums = np.zeros((n_videos, n_classes), np.float64)
     clip_counts = np.zeros(n_videos, np.int64)
-    clip_top1 = clip_top5 = 0
+    clip_top1 = clip_top5 = n_labelled = 0
     for x, y, video_index in tqdm(loader, desc=desc, dynamic_ncols=True, disable=None):
         logits = np.asarray(predict(x), np.float64)
         np.add.at(logit_sums, video_index, logits)
         np.add.at(prob_sums, video_index, metrics.softmax(logits))
         np.add.at(clip_counts, video_index, 1)
-        clip_top1 += metrics.topk_accuracy(logits, y, 1) * len(y)
-        clip_top5 += metrics.topk_accuracy(logits, y, min(5, n_classes)) * len(y)
+        labelled = np.asarray(y) >= 0  # testing videos (label -1) have no accuracy
+        if labelled.any():
+            y, logits = np.asarray(y)[labelled], logits[labelled]
+            clip_top1 += metrics.topk_accuracy(logits, y, 1) * len(y)
+            clip_top5 += metrics.topk_accuracy(logits, y, min(5, n_classes)) * len(y)
+            n_labelled += len(y)
     counts = np.maximum(clip_counts, 1)[:, None]
     scores = Scores(video_ids=list(dataset.video_ids), labels=np.asarray(dataset.labels),
                     class_names=list(dataset.class_names),
                     logits=(logit_sums / counts).astype(np.float32), probs=(prob_sums / counts).astype(np.float32))
-    n_clips = max(int(clip_counts.sum()), 1)
-    return scores, clip_top1 / n_clips, clip_top5 / n_clips
-
-
-def video_summary(scores):
-    """Video-level top-1, top-5 and mean class accuracy of a Scores."""
-    k5 = min(5, scores.probs.shape[1])
-    return {"top1": metrics.topk_accuracy(scores.probs, scores.labels, 1),
-            "top5": metrics.topk_accuracy(scores.probs, scores.labels, k5),
-            "mean_class": metrics.mean_class_accuracy(scores.probs, scores.labels)}
+    if not n_labelled:
+        return scores, float("nan"), float("nan")
+    return scores, clip_top1 / n_labelled, clip_top5 / n_labelled
 
 
 def write_outputs(config, scores, tag):
@@ -71,7 +68,7 @@ def evaluate(config, predict, tag="rgb", subset=None, log=print):
     subset = subset or config["inference_subset"]
     scores, clip1, clip5 = score_videos(config, predict, subset, desc=f"evaluate {tag}")
     write_outputs(config, scores, tag)
-    video = video_summary(scores)
+    video = accuracies(scores)
     log(f"[{tag}] {len(scores.video_ids)} videos of '{subset}': clip top-1 {clip1:.4f} top-5 {clip5:.4f} | "
         f"video top-1 {video['top1']:.4f} top-5 {video['top5']:.4f} mean class {video['mean_class']:.4f}")
     return scores, video
@@ -84,8 +81,7 @@ def evaluate_joint(rgb_config, rgb_predict, flow_config, flow_predict, method="s
     flow_scores, flow = evaluate(flow_config, flow_predict, "flow", subset, log)
     joint_scores = fuse(rgb_scores, flow_scores, method)
     write_outputs(rgb_config, joint_scores, "joint")
-    joint = video_summary(joint_scores)
-    log(f"{'':12}{'top-1':>8}{'top-5':>8}{'mean class':>12}")
-    for name, r in (("rgb", rgb), ("flow", flow), (f"joint ({method})", joint)):
-        log(f"{name:12}{r['top1']:8.4f}{r['top5']:8.4f}{r['mean_class']:12.4f}")
+    joint = accuracies(joint_scores)
+    log(f"{len(joint_scores.video_ids)} videos of '{subset or rgb_config['inference_subset']}'")
+    log(accuracy_table({"rgb": rgb, "flow": flow, f"joint ({method})": joint}))
     return {"rgb": rgb, "flow": flow, "joint": joint}

@@ -65,10 +65,25 @@ def fuse(rgb, flow, method="softmax"):
 
 
 def accuracies(scores):
-    """Video-level top-1, top-5 and mean class accuracy, ranked by probs."""
+    """Video-level {'top1', 'top5', 'mean_class'} accuracy, classes ranked by probs.
+
+    Videos without a label (-1, the testing subset) are left out; all NaN when none has one.
+    """
+    labelled = scores.labels >= 0
+    if not labelled.any():
+        return dict.fromkeys(("top1", "top5", "mean_class"), float("nan"))
+    probs, labels = scores.probs[labelled], scores.labels[labelled]
     top5 = min(5, len(scores.class_names))
-    return (topk_accuracy(scores.probs, scores.labels, 1), topk_accuracy(scores.probs, scores.labels, top5),
-            mean_class_accuracy(scores.probs, scores.labels))
+    return {"top1": topk_accuracy(probs, labels, 1), "top5": topk_accuracy(probs, labels, top5),
+            "mean_class": mean_class_accuracy(probs, labels)}
+
+
+def accuracy_table(rows):
+    """A side-by-side table of {row name: accuracies(...)}, e.g. RGB, flow and joint, as one string."""
+    lines = [f"{'':16}{'top-1':>8}{'top-5':>8}{'mean class':>12}"]
+    for name, accuracy in rows.items():
+        lines.append(f"{name:16}{accuracy['top1']:8.4f}{accuracy['top5']:8.4f}{accuracy['mean_class']:12.4f}")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -110,10 +125,7 @@ def main(argv=None):
     rows = {"rgb": select(rgb, ids, labels), "flow": select(flow, ids, labels),
             f"joint ({args.method})": select(joint, ids, labels)}
     print(f"{len(ids)} videos of '{args.subset}'")
-    print(f"{'':16}{'top-1':>8}{'top-5':>8}{'mean class':>12}")
-    for name, scores in rows.items():
-        top1, top5, mean_class = accuracies(scores)
-        print(f"{name:16}{top1:8.4f}{top5:8.4f}{mean_class:12.4f}")
+    print(accuracy_table({name: accuracies(scores) for name, scores in rows.items()}))
     fused = rows[f"joint ({args.method})"]
     if args.output:
         save_scores(args.output, fused.video_ids, fused.labels, fused.class_names, fused.logits, fused.probs)
