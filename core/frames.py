@@ -21,8 +21,10 @@ from PIL import Image
 RGB_TEMPLATE = "image_{:05d}.jpg"
 FLOW_TEMPLATE = "image_{:05d}{}.jpg"
 
+# libjpeg-turbo decodes straight to RGB (IMREAD_COLOR_RGB), sparing a channel-swapping copy of every clip.
 _REDUCED_FLAGS = {
-    "rgb": {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4},
+    "rgb": {1: cv2.IMREAD_COLOR_RGB, 2: cv2.IMREAD_REDUCED_COLOR_2 | cv2.IMREAD_COLOR_RGB,
+            4: cv2.IMREAD_REDUCED_COLOR_4 | cv2.IMREAD_COLOR_RGB},
     "gray": {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4},
 }
 
@@ -81,8 +83,7 @@ def _read_stack(video_dir, names, kind, min_short_side):
 def read_rgb_frames(video_dir, frame_indices, min_short_side=None):
     """Frames `frame_indices` (1-based) of `video_dir` as a T x H x W x 3 RGB uint8 array."""
     names = [RGB_TEMPLATE.format(i) for i in frame_indices]
-    bgr = _read_stack(video_dir, names, "rgb", min_short_side)
-    return np.ascontiguousarray(bgr[..., ::-1])
+    return _read_stack(video_dir, names, "rgb", min_short_side)
 
 
 def read_flow_frames(video_dir, frame_indices, template=FLOW_TEMPLATE, min_short_side=None):

@@ -178,7 +178,11 @@ class ToFloat:
         self.value_scale = value_scale
 
     def __call__(self, clip, rng=None):
-        return clip.astype(np.float32) * np.float32(self.value_scale / 255)
+        # The result is stored channels first and returned as a T x H x W x C view: the dataset's
+        # C x T x H x W layout is then free, and later arithmetic runs over contiguous planes.
+        channels_first = np.empty((clip.shape[-1],) + clip.shape[:-1], np.float32)
+        np.multiply(np.moveaxis(clip, -1, 0), np.float32(self.value_scale / 255), out=channels_first)
+        return np.moveaxis(channels_first, 0, -1)
 
 
 class Normalize:
@@ -189,7 +193,9 @@ class Normalize:
         self.std = np.asarray(std, np.float32)
 
     def __call__(self, clip, rng=None):
-        return (clip - self.mean) / self.std
+        normalized = clip - self.mean  # keeps the memory layout of `clip`
+        normalized /= self.std
+        return normalized
 
 
 class Compose:

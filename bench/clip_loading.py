@@ -1,0 +1,132 @@
+"""Training-clip loading: ours (core.datasets.VideoDataset) vs a per-frame PIL pipeline like kenshohara's.
+
+    python -m bench.clip_loading [--videos 8] [--epochs 4] [--repeats 3]
+
+Both build 16 x 112 x 112 training clips from 320 x 240 JPEG frames in one
+process: a random temporal crop of 16 frames, then a multi-scale corner crop
+resized to 112 x 112, a random horizontal flip, values / 255 and mean/std
+normalisation, as float32 C x T x H x W.
+
+- ours: VideoDataset with build_spatial / build_temporal of a config with
+  train_crop: corner (kenshohara's default), i.e. exactly what training uses.
+- baseline: kenshohara's route written with PIL and numpy: per frame
+  Image.open + convert('RGB'), crop + resize(BILINEAR), flip, np.asarray / 255
+  (ToTensor), normalise; then stack the frames.
+
+The frames are the real UCF-101 clip resized to 320 x 240 and saved as JPEG
+(quality 95, as core.extract_frames writes them), in --videos folders.
+"""
+import argparse
+import json
+import os
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from bench.common import CRICKET_GIF, median_rate, timed, write_result
+from core.config import load_config
+from core.datasets import VideoDataset
+from core.spatial import CORNER_CROP_POSITIONS, CORNER_CROP_SCALES, MEAN_STD, build_spatial
+from core.temporal import build_temporal
+from core.video import iter_frames
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "clip_loading")
+SIZE, DURATION = 112, 16
+
+
+def make_frames(root, n_videos):
+    """root/frames/CricketShot/v_<i>/image_00001.jpg (320 x 240) and root/annotation.json."""
+    annotation = os.path.join(root, f"annotation_{n_videos}.json")
+    if os.path.exists(annotation):
+        return os.path.join(root, "frames"), annotation
+    frames = [cv2.resize(f, (320, 240), interpolation=cv2.INTER_LINEAR)[..., ::-1] for f in iter_frames(CRICKET_GIF)]
+    database = {}
+    for v in range(n_videos):
+        video_dir = os.path.join(root, "frames", "CricketShot", f"v_{v:03d}")
+        os.makedirs(video_dir, exist_ok=True)
+        for i, frame in enumerate(frames, 1):
+            cv2.imwrite(os.path.join(video_dir, f"image_{i:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        database[f"v_{v:03d}"] = {"subset": "training",
+                                  "annotations": {"label": "CricketShot", "segment": [1, len(frames) + 1]}}
+    with open(annotation, "w") as f:
+        json.dump({"labels": ["CricketShot"], "database": database}, f)
+    return os.path.join(root, "frames"), annotation
+
+
+class PilClips:
+    """kenshohara's training clip: per-frame PIL decode and transforms, numpy instead of torch."""
+
+    def __init__(self, video_dirs, n_frames, seed=0):
+        self.video_dirs, self.n_frames, self.seed = video_dirs, n_frames, seed
+        mean, std = MEAN_STD["kinetics"]
+        self.mean = np.asarray(mean, np.float32)[:, None, None]
+        self.std = np.asarray(std, np.float32)[:, None, None]
+
+    def frame(self, path, box, flip):
+        with open(path, "rb") as f, Image.open(f) as image:
+            image = image.convert("RGB")
+        image = image.crop(box).resize((SIZE, SIZE), Image.BILINEAR)
+        if flip:
+            image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        tensor = np.asarray(image, np.float32).transpose(2, 0, 1) / 255  # ToTensor
+        return (tensor - self.mean) / self.std                            # Normalize
+
+    def __getitem__(self, index):
+        rng = np.random.default_rng([self.seed, index])
+        n = self.n_frames[index]
+        begin = int(rng.integers(0, max(0, n - DURATION - 1) + 1))
+        indices = [begin + (i % min(DURATION, n)) + 1 for i in range(DURATION)]
+        # MultiScaleCornerCrop.randomize_parameters, then RandomHorizontalFlip's draw.
+        scale = CORNER_CROP_SCALES[rng.integers(len(CORNER_CROP_SCALES))]
+        position = CORNER_CROP_POSITIONS[rng.integers(len(CORNER_CROP_POSITIONS))]
+        flip = rng.random() < 0.5
+        width, height = Image.open(os.path.join(self.video_dirs[index], "image_00001.jpg")).size
+        crop = int(min(width, height) * scale)
+        left, top = {"c": ((width - crop) // 2, (height - crop) // 2), "tl": (0, 0), "tr": (width - crop, 0),
+                     "bl": (0, height - crop), "br": (width - crop, height - crop)}[position]
+        box = (left, top, left + crop, top + crop)
+        frames = [self.frame(os.path.join(self.video_dirs[index], f"image_{i:05d}.jpg"), box, flip)
+                  for i in indices]
+        return np.stack(frames, 1), 0
+
+
+def ours(frames_root, annotation):
+    config = load_config(None, [f"video_path={frames_root}", f"annotation_path={annotation}", "train_crop=corner",
+                                f"sample_size={SIZE}", f"sample_duration={DURATION}"])
+    return VideoDataset(annotation, frames_root, "training", build_spatial(config, train=True),
+                        build_temporal(config, train=True), seed=config.manual_seed)
+
+
+def load_all(dataset, n_videos, epochs):
+    for epoch in range(epochs):
+        for index in range(n_videos):
+            clip, _ = dataset[index]
+    assert clip.shape == (3, DURATION, SIZE, SIZE) and clip.dtype == np.float32, clip.shape
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.clip_loading", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--videos", type=int, default=8, help="frame folders (79 frames each)")
+    parser.add_argument("--epochs", type=int, default=4, help="passes over the videos per timed run")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each route; the median is reported")
+    args = parser.parse_args(argv)
+    cv2.setNumThreads(1)  # one process, one core: what each data-loading worker has
+    frames_root, annotation = make_frames(DATA, args.videos)
+    dataset = ours(frames_root, annotation)
+    routes = {"ours": dataset, "pil": PilClips(dataset.video_dirs, dataset.n_frames)}
+    seconds = {name: [] for name in routes}
+    for _ in range(args.repeats):
+        for name, route in routes.items():
+            seconds[name].append(timed(lambda: load_all(route, args.videos, args.epochs))[0])
+    n_clips = args.videos * args.epochs
+    rates = {name: median_rate(s, n_clips) for name, s in seconds.items()}
+    write_result("clip_loading", {
+        "clip": [3, DURATION, SIZE, SIZE], "frames": "320x240 JPEG q95", "clips_per_run": n_clips,
+        "repeats": args.repeats, "clips_per_second": rates, "goal": "ours >= 3x the PIL pipeline",
+        "ratio_ours_over_pil": rates["ours"]["median"] / rates["pil"]["median"]})
+
+
+if __name__ == "__main__":
+    main()
