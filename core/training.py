@@ -12,6 +12,7 @@ the engine reseeds its framework's RNG (dropout) from (seed, epoch) at the
 start of each epoch. So a run resumed from the checkpoint of epoch k
 continues exactly as the uninterrupted run did.
 """
+import contextlib
 import csv
 import math
 import os
@@ -21,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.archs import arch_name
+from core.state_dict import StateDictMismatch
 
 HEAD_PREFIXES = ("fc.", "logits.")
 
@@ -179,17 +181,32 @@ def trainable_names(names, ft_begin_module):
     return names[tops.index(ft_begin_module):]
 
 
-def fit_pretrained(pretrained, model_state):
+def fit_pretrained(pretrained, model_state, n_pretrain_classes=0, source=""):
     """Pretrained weights ready to load into a model with a new head.
 
-    Keeps the model's own head where the pretrained head's shape differs
-    (the reference rebuilds `fc` for n_classes); every other key must fit.
+    Keeps the model's own (freshly initialised) head where the pretrained head's
+    shape differs: the reference replaces `fc` for n_classes. Every other key
+    must fit. `n_pretrain_classes` (0: unchecked) is the head size the file must have.
     """
     state = dict(pretrained)
     for name, value in model_state.items():
-        if name.startswith(HEAD_PREFIXES) and name in state and state[name].shape != value.shape:
+        if not name.startswith(HEAD_PREFIXES) or name not in state:
+            continue
+        if n_pretrain_classes and len(state[name]) != n_pretrain_classes:
+            raise ValueError(f"{source}: head '{name}' has {len(state[name])} classes, "
+                             f"n_pretrain_classes says {n_pretrain_classes}")
+        if state[name].shape != value.shape:
             state[name] = value
     return state
+
+
+@contextlib.contextmanager
+def naming_file(path):
+    """Name `path` in a StateDictMismatch raised while its weights are loaded into a model."""
+    try:
+        yield
+    except StateDictMismatch as error:
+        raise StateDictMismatch(error.missing, error.unexpected, error.mis_shaped, source=path) from None
 
 
 def checkpoint_meta(config, epoch, schedule):
@@ -222,6 +239,8 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
     start_epoch = 1
     if config["resume_path"]:
         meta = engine.load(config["resume_path"])
+        if meta["arch"] != engine.arch:
+            raise ValueError(f"{config['resume_path']}: checkpoint of {meta['arch']}, the config builds {engine.arch}")
         schedule.load_state_dict(meta["scheduler"])
         start_epoch = int(meta["epoch"]) + 1
         log(f"resumed from {config['resume_path']} (epoch {meta['epoch']})")

@@ -14,7 +14,7 @@ from backends.mindspore.models import build_model
 from backends.mindspore.weights import OPTIMIZER_PREFIX, load_numpy_state, load_pretrained, to_numpy_state
 from core.archs import arch_name, model_kwargs
 from core.state_dict import neutral_name_from_mindspore
-from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, trainable_names
+from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, naming_file, trainable_names
 
 
 def pick_device(config):
@@ -28,9 +28,25 @@ def create_model(config):
     ms.set_seed(config["manual_seed"])
     model = build_model(arch_name(config), **model_kwargs(config))
     if config["pretrain_path"]:
-        pretrained = load_pretrained(config["pretrain_path"])
-        load_numpy_state(model, fit_pretrained(pretrained, to_numpy_state(model)))
+        path = config["pretrain_path"]
+        pretrained = fit_pretrained(load_pretrained(path), to_numpy_state(model), config["n_pretrain_classes"], path)
+        with naming_file(path):
+            load_numpy_state(model, pretrained)
     return model
+
+
+def build_optimizer(config, params):
+    """SGD (momentum, dampening, Nesterov) or Adam, with PyTorch's L2 weight decay on every parameter.
+
+    One parameter group with its own weight_decay: ungrouped MindSpore optimizers
+    skip BatchNorm gamma/beta, PyTorch (the reference) decays every parameter.
+    """
+    groups = [{"params": params, "weight_decay": config["weight_decay"]}]
+    lr = config["learning_rate"]
+    if config["optimizer"] == "sgd":
+        return nn.SGD(groups, learning_rate=lr, momentum=config["momentum"], dampening=config["dampening"],
+                      nesterov=config["nesterov"])
+    return nn.Adam(groups, learning_rate=lr)
 
 
 class MindSporeEngine(Engine):
@@ -43,20 +59,9 @@ class MindSporeEngine(Engine):
         self.model = create_model(config)
         named = {neutral_name_from_mindspore(p.name): p for p in self.model.trainable_params()}
         trainable = set(trainable_names(named, config["ft_begin_module"]))
-        params = []
         for name, param in named.items():
             param.requires_grad = name in trainable
-            if param.requires_grad:
-                params.append(param)
-        # One group with its own weight_decay: ungrouped MindSpore optimizers skip BN gamma/beta,
-        # PyTorch (the reference) decays every parameter.
-        groups = [{"params": params, "weight_decay": config["weight_decay"]}]
-        lr = config["learning_rate"]
-        if config["optimizer"] == "sgd":
-            self.optimizer = nn.SGD(groups, learning_rate=lr, momentum=config["momentum"],
-                                    dampening=config["dampening"], nesterov=config["nesterov"])
-        else:
-            self.optimizer = nn.Adam(groups, learning_rate=lr)
+        self.optimizer = build_optimizer(config, self.model.trainable_params())
 
         def forward(x, y):
             logits = self.model(x)
@@ -78,7 +83,8 @@ class MindSporeEngine(Engine):
             ms.set_seed(epoch_seed(self.config["manual_seed"], epoch))
 
     def set_lr(self, lr):
-        self.optimizer.learning_rate.set_data(ms.Tensor(lr, ms.float32))
+        # In place: after the first step, the optimizer's compiled update ignores a set_data() rate.
+        ops.assign(self.optimizer.learning_rate, ms.Tensor(lr, ms.float32))
 
     def train_batch(self, x, y):
         loss, logits = self.train_step(ms.Tensor(x), ms.Tensor(y.astype(np.int32)))
@@ -89,31 +95,39 @@ class MindSporeEngine(Engine):
         return float(loss.asnumpy()), logits.asnumpy()
 
     def save(self, path, meta):
-        """save_N.ckpt: model and optimizer parameters, with arch, epoch, scheduler and config."""
-        params = [{"name": p.name, "data": p} for p in self.model.get_parameters()]
+        """save_N.ckpt: model parameters, optimizer state as `optimizer.<name>`, and the metadata as
+        strings (arch, epoch, JSON scheduler and config): numbers would read back as parameters."""
+        model_params = list(self.model.get_parameters())
+        model_names = {p.name for p in model_params}
+        params = [{"name": p.name, "data": p} for p in model_params]
         params += [{"name": OPTIMIZER_PREFIX + p.name, "data": p} for p in self.optimizer.get_parameters()
-                   if not any(p is q for q in self.model.get_parameters())]
-        extra = {"arch": meta["arch"], "epoch": meta["epoch"], "scheduler": json.dumps(meta["scheduler"]),
+                   if p.name not in model_names]
+        extra = {"arch": meta["arch"], "epoch": str(meta["epoch"]), "scheduler": json.dumps(meta["scheduler"]),
                  "config": json.dumps(meta["config"])}
         atomic_write(path, lambda tmp: ms.save_checkpoint(params, tmp, append_dict=extra))
 
     def load(self, path):
+        with naming_file(path):
+            load_numpy_state(self.model, load_pretrained(path))
         checkpoint = ms.load_checkpoint(path)
-        load_numpy_state(self.model, load_pretrained(path))
-        optimizer_state = {k[len(OPTIMIZER_PREFIX):]: v for k, v in checkpoint.items()
-                           if k.startswith(OPTIMIZER_PREFIX)}
+        model_names = {p.name for p in self.model.get_parameters()}
         for param in self.optimizer.get_parameters():
-            if param.name in optimizer_state:
-                param.set_data(optimizer_state[param.name])
-        return {"epoch": int(checkpoint["epoch"]), "arch": str(checkpoint["arch"]),
-                "scheduler": json.loads(str(checkpoint["scheduler"])), "config": json.loads(str(checkpoint["config"]))}
+            if param.name in model_names:
+                continue
+            if OPTIMIZER_PREFIX + param.name not in checkpoint:
+                raise ValueError(f"{path}: no optimizer state '{param.name}' (a checkpoint of another optimizer "
+                                 "or ft_begin_module?)")
+            param.set_data(checkpoint[OPTIMIZER_PREFIX + param.name])
+        return {"epoch": int(checkpoint["epoch"]), "arch": checkpoint["arch"],
+                "scheduler": json.loads(checkpoint["scheduler"]), "config": json.loads(checkpoint["config"])}
 
 
 def build_predictor(config):
     """predict(x numpy) -> logits numpy for the checkpoint at config.resume_path."""
     pick_device(config)
     model = build_model(arch_name(config), **model_kwargs(config))
-    load_numpy_state(model, load_pretrained(config["resume_path"]))
+    with naming_file(config["resume_path"]):
+        load_numpy_state(model, load_pretrained(config["resume_path"]))
     model.set_train(False)
 
     def predict(x):

@@ -4,11 +4,13 @@ import json
 import numpy as np
 import paddle
 import paddle.nn.functional as F
+from paddle.base.unique_name import UniqueNameGenerator
+from paddle.utils import unique_name
 
 from backends.paddle.models import build_model
 from backends.paddle.weights import load_numpy_state, load_pretrained, to_numpy_state
 from core.archs import arch_name, model_kwargs
-from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, trainable_names
+from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, naming_file, trainable_names
 
 
 def pick_device(config):
@@ -25,9 +27,28 @@ def create_model(config):
     paddle.seed(config["manual_seed"])
     model = build_model(arch_name(config), **model_kwargs(config))
     if config["pretrain_path"]:
-        pretrained = load_pretrained(config["pretrain_path"])
-        load_numpy_state(model, fit_pretrained(pretrained, to_numpy_state(model)))
+        path = config["pretrain_path"]
+        pretrained = fit_pretrained(load_pretrained(path), to_numpy_state(model), config["n_pretrain_classes"], path)
+        with naming_file(path):
+            load_numpy_state(model, pretrained)
     return model
+
+
+def build_optimizer(config, params):
+    """SGD or Adam with PyTorch's update rules.
+
+    Momentum's velocity is PyTorch's momentum buffer (v = mu v + g, Nesterov
+    g + mu v) and a float weight_decay is L2Decay, added to the gradient like
+    PyTorch's weight_decay. Paddle has no dampening, so it is refused.
+    """
+    lr, weight_decay = config["learning_rate"], config["weight_decay"] or None
+    if config["optimizer"] == "adam":
+        return paddle.optimizer.Adam(learning_rate=lr, parameters=params, weight_decay=weight_decay)
+    if config["dampening"]:
+        raise SystemExit(f"dampening: {config['dampening']} is not supported by paddle.optimizer.Momentum "
+                         "(PyTorch's SGD dampening has no Paddle equivalent); set dampening: 0")
+    return paddle.optimizer.Momentum(learning_rate=lr, momentum=config["momentum"], parameters=params,
+                                     use_nesterov=config["nesterov"], weight_decay=weight_decay)
 
 
 class PaddleEngine(Engine):
@@ -37,24 +58,17 @@ class PaddleEngine(Engine):
         self.config = config
         self.arch = arch_name(config)
         self.device_name = pick_device(config)
-        self.model = create_model(config)
+        # Paddle names parameters and optimizer accumulators from a process-wide counter, and the .pdopt
+        # file is keyed by those names; a counter of the engine's own gives every engine the names a
+        # fresh process would, so a checkpoint resumes in any process.
+        self.names = UniqueNameGenerator()
+        with unique_name.guard(self.names):
+            self.model = create_model(config)
         named = list(self.model.named_parameters())
         trainable = set(trainable_names((n for n, _ in named), config["ft_begin_module"]))
-        params = []
         for name, param in named:
             param.stop_gradient = name not in trainable
-            if not param.stop_gradient:
-                params.append(param)
-        lr = config["learning_rate"]
-        if config["optimizer"] == "sgd":
-            if config["dampening"]:
-                raise SystemExit("dampening: paddle.optimizer.Momentum has no dampening; set dampening: 0")
-            self.optimizer = paddle.optimizer.Momentum(
-                learning_rate=lr, momentum=config["momentum"], parameters=params,
-                use_nesterov=config["nesterov"], weight_decay=config["weight_decay"] or None)
-        else:
-            self.optimizer = paddle.optimizer.Adam(learning_rate=lr, parameters=params,
-                                                   weight_decay=config["weight_decay"] or None)
+        self.optimizer = build_optimizer(config, [p for p in self.model.parameters() if not p.stop_gradient])
         self.amp = config["amp"] and self.device_name == "gpu"
         self.scaler = paddle.amp.GradScaler(enable=self.amp)
 
@@ -77,7 +91,8 @@ class PaddleEngine(Engine):
         loss, logits = self._forward(x, y)
         self.optimizer.clear_grad(set_to_zero=False)
         self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
+        with unique_name.guard(self.names):  # the first step creates the accumulators
+            self.scaler.step(self.optimizer)
         self.scaler.update()
         return float(loss), logits.astype("float32").numpy()
 
@@ -95,7 +110,8 @@ class PaddleEngine(Engine):
 
     def load(self, path):
         stem = path[: -len(self.checkpoint_suffix)]
-        load_numpy_state(self.model, load_pretrained(path))
+        with naming_file(path):
+            load_numpy_state(self.model, load_pretrained(path))
         self.optimizer.set_state_dict(paddle.load(stem + ".pdopt"))
         with open(stem + ".json") as f:
             return json.load(f)
@@ -110,7 +126,8 @@ def build_predictor(config):
     """predict(x numpy) -> logits numpy for the checkpoint at config.resume_path."""
     pick_device(config)
     model = build_model(arch_name(config), **model_kwargs(config))
-    load_numpy_state(model, load_pretrained(config["resume_path"]))
+    with naming_file(config["resume_path"]):
+        load_numpy_state(model, load_pretrained(config["resume_path"]))
     model.eval()
 
     @paddle.no_grad()

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from backends.torch.models import build_model
 from backends.torch.weights import load_numpy_state, load_pretrained, to_numpy_state
 from core.archs import arch_name, model_kwargs
-from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, trainable_names
+from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, naming_file, trainable_names
 
 
 def pick_device(config):
@@ -20,9 +20,20 @@ def create_model(config):
     torch.manual_seed(config["manual_seed"])
     model = build_model(arch_name(config), **model_kwargs(config))
     if config["pretrain_path"]:
-        pretrained = load_pretrained(config["pretrain_path"])
-        load_numpy_state(model, fit_pretrained(pretrained, to_numpy_state(model)))
+        path = config["pretrain_path"]
+        pretrained = fit_pretrained(load_pretrained(path), to_numpy_state(model), config["n_pretrain_classes"], path)
+        with naming_file(path):
+            load_numpy_state(model, pretrained)
     return model
+
+
+def build_optimizer(config, params):
+    """SGD (momentum, dampening, Nesterov, L2 weight decay) or Adam, as the reference builds them."""
+    if config["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=config["learning_rate"], momentum=config["momentum"],
+                               dampening=config["dampening"], weight_decay=config["weight_decay"],
+                               nesterov=config["nesterov"])
+    return torch.optim.Adam(params, lr=config["learning_rate"], weight_decay=config["weight_decay"])
 
 
 class TorchEngine(Engine):
@@ -35,17 +46,9 @@ class TorchEngine(Engine):
         self.device_name = str(self.device)
         self.model = create_model(config).to(self.device)
         trainable = set(trainable_names((n for n, _ in self.model.named_parameters()), config["ft_begin_module"]))
-        params = []
         for name, param in self.model.named_parameters():
             param.requires_grad = name in trainable
-            if param.requires_grad:
-                params.append(param)
-        if config["optimizer"] == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=config["learning_rate"], momentum=config["momentum"],
-                                             dampening=config["dampening"], weight_decay=config["weight_decay"],
-                                             nesterov=config["nesterov"])
-        else:
-            self.optimizer = torch.optim.Adam(params, lr=config["learning_rate"], weight_decay=config["weight_decay"])
+        self.optimizer = build_optimizer(config, [p for p in self.model.parameters() if p.requires_grad])
         self.amp = config["amp"] and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
 
@@ -80,15 +83,16 @@ class TorchEngine(Engine):
         return loss.item(), logits.float().cpu().numpy()
 
     def save(self, path, meta):
-        """kenshohara's save_N.pth plus our scheduler state, config and the epoch's RNG."""
+        """kenshohara's save_N.pth {epoch, arch, state_dict, optimizer, scheduler} plus the config."""
         state = {"epoch": meta["epoch"], "arch": meta["arch"], "state_dict": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "scheduler": meta["scheduler"],
                  "config": meta["config"]}
         atomic_write(path, lambda tmp: torch.save(state, tmp))
 
     def load(self, path):
+        with naming_file(path):
+            load_numpy_state(self.model, load_pretrained(path))
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        load_numpy_state(self.model, load_pretrained(path))
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         return checkpoint
 
@@ -97,7 +101,8 @@ def build_predictor(config):
     """predict(x numpy) -> logits numpy for the checkpoint at config.resume_path."""
     device = pick_device(config)
     model = build_model(arch_name(config), **model_kwargs(config))
-    load_numpy_state(model, load_pretrained(config["resume_path"]))
+    with naming_file(config["resume_path"]):
+        load_numpy_state(model, load_pretrained(config["resume_path"]))
     model.to(device).eval()
 
     @torch.no_grad()
