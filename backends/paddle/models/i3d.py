@@ -10,6 +10,7 @@ from paddle import nn
 
 from core.archs import I3D_BN_EPS, I3D_BN_MOMENTUM, I3D_ENDPOINTS, i3d_avg_pool_kernel, mixed_out_channels, \
     same_padding, scaled
+from .resnet import BatchNorm3D
 
 
 def pad_same(x, kernel, stride):
@@ -37,7 +38,7 @@ class Unit3D(nn.Layer):
         self.conv3d = nn.Conv3D(in_channels, output_channels, kernel_size=self.kernel_shape, stride=self.stride,
                                 padding=0, bias_attr=use_bias)
         # Paddle's momentum weighs the running statistics, PyTorch's the batch: 1 - m.
-        self.bn = nn.BatchNorm3D(output_channels, epsilon=I3D_BN_EPS,
+        self.bn = BatchNorm3D(output_channels, epsilon=I3D_BN_EPS,
                                  momentum=1 - I3D_BN_MOMENTUM) if use_batch_norm else None
 
     def forward(self, x):

@@ -8,7 +8,7 @@ import paddle
 from paddle import nn
 
 from core.archs import RESNET_DEPTHS, RESNET_INPLANES, r2plus1d_mid_planes, r2plus1d_stem_mid_planes, scaled
-from .resnet import conv1x1x1, init_weights, make_layer
+from .resnet import BatchNorm3D, conv1x1x1, init_weights, make_layer
 
 
 def conv1x3x3(in_planes, mid_planes, stride=1):
@@ -28,14 +28,14 @@ class BasicBlock(nn.Layer):
         super().__init__()
         mid_planes1 = r2plus1d_mid_planes(in_planes, planes)
         self.conv1_s = conv1x3x3(in_planes, mid_planes1, stride)
-        self.bn1_s = nn.BatchNorm3D(mid_planes1)
+        self.bn1_s = BatchNorm3D(mid_planes1)
         self.conv1_t = conv3x1x1(mid_planes1, planes, stride)
-        self.bn1_t = nn.BatchNorm3D(planes)
+        self.bn1_t = BatchNorm3D(planes)
         mid_planes2 = r2plus1d_mid_planes(planes, planes)
         self.conv2_s = conv1x3x3(planes, mid_planes2)
-        self.bn2_s = nn.BatchNorm3D(mid_planes2)
+        self.bn2_s = BatchNorm3D(mid_planes2)
         self.conv2_t = conv3x1x1(mid_planes2, planes)
-        self.bn2_t = nn.BatchNorm3D(planes)
+        self.bn2_t = BatchNorm3D(planes)
         self.relu = nn.ReLU()
         self.downsample = downsample
 
@@ -54,14 +54,14 @@ class Bottleneck(nn.Layer):
     def __init__(self, in_planes, planes, stride=1, downsample=None):
         super().__init__()
         self.conv1 = conv1x1x1(in_planes, planes)
-        self.bn1 = nn.BatchNorm3D(planes)
+        self.bn1 = BatchNorm3D(planes)
         mid_planes = r2plus1d_mid_planes(planes, planes)
         self.conv2_s = conv1x3x3(planes, mid_planes, stride)
-        self.bn2_s = nn.BatchNorm3D(mid_planes)
+        self.bn2_s = BatchNorm3D(mid_planes)
         self.conv2_t = conv3x1x1(mid_planes, planes, stride)
-        self.bn2_t = nn.BatchNorm3D(planes)
+        self.bn2_t = BatchNorm3D(planes)
         self.conv3 = conv1x1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm3D(planes * self.expansion)
+        self.bn3 = BatchNorm3D(planes * self.expansion)
         self.relu = nn.ReLU()
         self.downsample = downsample
 
@@ -84,10 +84,10 @@ class R2Plus1D(nn.Layer):
         self.no_max_pool = no_max_pool
         self.conv1_s = nn.Conv3D(n_input_channels, stem_mid_planes, kernel_size=(1, 7, 7), stride=(1, 2, 2),
                                  padding=(0, 3, 3), bias_attr=False)
-        self.bn1_s = nn.BatchNorm3D(stem_mid_planes)
+        self.bn1_s = BatchNorm3D(stem_mid_planes)
         self.conv1_t = nn.Conv3D(stem_mid_planes, planes[0], kernel_size=(conv1_t_size, 1, 1),
                                  stride=(conv1_t_stride, 1, 1), padding=(conv1_t_size // 2, 0, 0), bias_attr=False)
-        self.bn1_t = nn.BatchNorm3D(planes[0])
+        self.bn1_t = BatchNorm3D(planes[0])
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool3D(kernel_size=3, stride=2, padding=1)
         self.layer1, in_planes = make_layer(block, planes[0], planes[0], layers[0], shortcut_type)

@@ -12,6 +12,25 @@ from paddle import nn
 from core.archs import RESNET_DEPTHS, RESNET_INPLANES, scaled
 
 
+class BatchNorm3D(nn.BatchNorm3D):
+    """nn.BatchNorm3D whose running variance takes the unbiased batch variance, as PyTorch and MindSpore do.
+
+    Paddle's kernel normalises with the biased batch variance (right) but also averages that one into
+    `_variance`; this adds the missing (1 - momentum) * var / (n - 1) after each training forward.
+    """
+
+    def forward(self, x):
+        out = super().forward(x)
+        if self.training:
+            with paddle.no_grad():
+                axes = [0, 2, 3, 4]
+                n = math.prod(x.shape) // x.shape[1]
+                # Not x.var(): it warns about a dtype promotion on every call.
+                batch_var = (x - x.mean(axis=axes, keepdim=True)).square().mean(axis=axes)
+                self._variance.set_value(self._variance + (1 - self._momentum) * batch_var / max(n - 1, 1))
+        return out
+
+
 def conv3x3x3(in_planes, out_planes, stride=1):
     return nn.Conv3D(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias_attr=False)
 
@@ -26,10 +45,10 @@ class BasicBlock(nn.Layer):
     def __init__(self, in_planes, planes, stride=1, downsample=None):
         super().__init__()
         self.conv1 = conv3x3x3(in_planes, planes, stride)
-        self.bn1 = nn.BatchNorm3D(planes)
+        self.bn1 = BatchNorm3D(planes)
         self.relu = nn.ReLU()
         self.conv2 = conv3x3x3(planes, planes)
-        self.bn2 = nn.BatchNorm3D(planes)
+        self.bn2 = BatchNorm3D(planes)
         self.downsample = downsample
 
     def forward(self, x):
@@ -45,11 +64,11 @@ class Bottleneck(nn.Layer):
     def __init__(self, in_planes, planes, stride=1, downsample=None):
         super().__init__()
         self.conv1 = conv1x1x1(in_planes, planes)
-        self.bn1 = nn.BatchNorm3D(planes)
+        self.bn1 = BatchNorm3D(planes)
         self.conv2 = conv3x3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm3D(planes)
+        self.bn2 = BatchNorm3D(planes)
         self.conv3 = conv1x1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm3D(planes * self.expansion)
+        self.bn3 = BatchNorm3D(planes * self.expansion)
         self.relu = nn.ReLU()
         self.downsample = downsample
 
@@ -83,7 +102,7 @@ def make_layer(block, in_planes, planes, blocks, shortcut_type, stride=1):
         if shortcut_type == "A":
             downsample = ZeroPadShortcut(out_planes, stride)
         else:
-            downsample = nn.Sequential(conv1x1x1(in_planes, out_planes, stride), nn.BatchNorm3D(out_planes))
+            downsample = nn.Sequential(conv1x1x1(in_planes, out_planes, stride), BatchNorm3D(out_planes))
     layers = [block(in_planes, planes, stride, downsample)]
     layers += [block(out_planes, planes) for _ in range(1, blocks)]
     return nn.Sequential(*layers), out_planes
@@ -110,7 +129,7 @@ class ResNet(nn.Layer):
         self.no_max_pool = no_max_pool
         self.conv1 = nn.Conv3D(n_input_channels, planes[0], kernel_size=(conv1_t_size, 7, 7),
                                stride=(conv1_t_stride, 2, 2), padding=(conv1_t_size // 2, 3, 3), bias_attr=False)
-        self.bn1 = nn.BatchNorm3D(planes[0])
+        self.bn1 = BatchNorm3D(planes[0])
         self.relu = nn.ReLU()
         self.maxpool = nn.MaxPool3D(kernel_size=3, stride=2, padding=1)  # pads with -inf, as PyTorch
         self.layer1, in_planes = make_layer(block, planes[0], planes[0], layers[0], shortcut_type)

@@ -1,0 +1,1 @@
+import mindspore  # noqa: F401  (before torch / paddle, see DESIGN.md)

@@ -1,0 +1,161 @@
+"""One backend's side of the parity tests, run in its own process (MindSpore cannot share one with the others).
+
+    python -m tests.parity.run_backend --backend paddle --task forward --arch resnet10 i3d \\
+        --kwargs '{"n_classes": 5, "widen_factor": 0.125}' --weights W.npz --input X.npy --output OUT.npz
+
+Every arch given is run in this one process (framework imports and MindSpore's start-up are paid once).
+W.npz holds each arch's neutral state under `<arch>/<name>`. Tasks:
+  forward  eval-mode logits                                   -> <arch>/logits
+  sgd      one engine.train_batch with SGD (momentum, L2)      -> <arch>/loss, <arch>/state/<name>
+  adam     the same with Adam                                  -> <arch>/loss, <arch>/state/<name>
+  steps    --steps train_batch calls (SGD) on the same batch   -> <arch>/losses
+Training goes through the backend's real engine (backends.<fw>.engine), with dropout 0.
+The parent side, `run_backends`, starts one process per backend at once and returns their outputs.
+"""
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BACKENDS = ("torch", "paddle", "mindspore")
+ENGINES = {"torch": "TorchEngine", "paddle": "PaddleEngine", "mindspore": "MindSporeEngine"}
+RESNET_ONLY = ("conv1_t_size", "conv1_t_stride", "no_max_pool", "shortcut_type")
+
+
+def arch_kwargs(arch, kwargs):
+    """The builder kwargs `arch` takes out of a set shared by all archs (I3D has no conv1 options, only I3D dropout)."""
+    drop = RESNET_ONLY if arch == "i3d" else ("dropout",)
+    return {key: value for key, value in kwargs.items() if key not in drop}
+
+
+def engine_config(arch, kwargs, optimizer, lr, momentum, weight_decay):
+    """A config whose model is `arch` built with `kwargs`, for the backends' engines."""
+    from core.config import load_config
+
+    if arch == "i3d":
+        model = ["model=i3d"]
+    else:
+        family, depth = ("r2plus1d", arch.split("_")[1]) if arch.startswith("r2plus1d") else ("resnet", arch[6:])
+        model = [f"model={family}", f"model_depth={depth}"]
+    keys = {"n_classes": "n_classes", "widen_factor": "resnet_widen_factor", "conv1_t_size": "conv1_t_size",
+            "conv1_t_stride": "conv1_t_stride", "no_max_pool": "no_max_pool", "shortcut_type": "resnet_shortcut"}
+    overrides = model + [f"{keys[key]}={value}" for key, value in arch_kwargs(arch, kwargs).items() if key in keys]
+    if kwargs.get("n_input_channels", 3) == 2:
+        overrides.append("modality=flow")
+    overrides += ["dropout=0", "device=cpu", f"optimizer={optimizer}", f"learning_rate={lr}",
+                  f"momentum={momentum}", f"weight_decay={weight_decay}"]
+    return load_config(None, overrides, require_paths=())
+
+
+def _forward(backend, arch, kwargs, state, clip):
+    from convert.run_model import FORWARD
+
+    models = importlib.import_module(f"backends.{backend}.models")
+    weights = importlib.import_module(f"backends.{backend}.weights")
+    model = models.build_model(arch, **arch_kwargs(arch, kwargs))
+    weights.load_numpy_state(model, state)
+    return {"logits": np.asarray(FORWARD[backend](model, clip), np.float32)}
+
+
+def _train(backend, arch, kwargs, state, clip, labels, optimizer, steps, lr, momentum, weight_decay):
+    engine_module = importlib.import_module(f"backends.{backend}.engine")
+    weights = importlib.import_module(f"backends.{backend}.weights")
+    engine = getattr(engine_module, ENGINES[backend])(
+        engine_config(arch, kwargs, optimizer, lr, momentum, weight_decay))
+    weights.load_numpy_state(engine.model, state)  # in place: the optimizer keeps its parameters
+    engine.begin_epoch(1, True)
+    engine.set_lr(lr)
+    losses = [engine.train_batch(clip, labels)[0] for _ in range(steps)]
+    return {"loss": np.float64(losses[0]), "losses": np.asarray(losses, np.float64),
+            "state": weights.to_numpy_state(engine.model)}
+
+
+def run(backend, task, archs, kwargs, weights_path, input_path, labels_path=None, steps=10, lr=0.01,
+        momentum=0.9, weight_decay=1e-3):
+    """{'<arch>/<key>': array} for every arch (see the module docstring)."""
+    if backend == "mindspore":
+        import mindspore  # noqa: F401  (first: see DESIGN.md)
+    all_weights = np.load(weights_path)
+    clip = np.load(input_path)
+    outputs = {}
+    for arch in archs:
+        state = {key.split("/", 1)[1]: all_weights[key] for key in all_weights.files if key.startswith(arch + "/")}
+        if task == "forward":
+            result = _forward(backend, arch, kwargs, state, clip)
+        else:
+            labels = np.load(labels_path).astype(np.int64)
+            result = _train(backend, arch, kwargs, state, clip, labels, "adam" if task == "adam" else "sgd",
+                            steps if task == "steps" else 1, lr, momentum, weight_decay)
+            result = {"losses": result["losses"]} if task == "steps" else \
+                {"loss": result["loss"], **{f"state/{k}": v for k, v in result["state"].items()}}
+        outputs.update({f"{arch}/{key}": value for key, value in result.items()})
+    return outputs
+
+
+def run_backends(backends, task, archs, kwargs, weights, clip, work_dir, labels=None, **options):
+    """Run `task` on every backend, each in its own process, all at once.
+
+    weights: {arch: neutral state}; clip, labels: numpy arrays. Returns {backend: {'<arch>/<key>': array}}.
+    """
+    weights_path, input_path = os.path.join(work_dir, "weights.npz"), os.path.join(work_dir, "input.npy")
+    np.savez(weights_path, **{f"{arch}/{name}": value for arch, state in weights.items() for name, value in state.items()})
+    np.save(input_path, clip)
+    extra = []
+    if labels is not None:
+        np.save(os.path.join(work_dir, "labels.npy"), labels)
+        extra += ["--labels", os.path.join(work_dir, "labels.npy")]
+    for option, value in options.items():
+        extra += [f"--{option.replace('_', '-')}", str(value)]
+    # One thread each: the processes run side by side on few cores, and spinning thread pools then crawl.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    processes = {}
+    for backend in backends:
+        output = os.path.join(work_dir, f"{task}_{backend}.npz")
+        command = [sys.executable, "-m", "tests.parity.run_backend", "--backend", backend, "--task", task,
+                   "--arch", *archs, "--kwargs", json.dumps(kwargs), "--weights", weights_path,
+                   "--input", input_path, "--output", output, *extra]
+        processes[backend] = (subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                               stderr=subprocess.PIPE, text=True), output)
+    results, failures = {}, []
+    for backend, (process, output) in processes.items():
+        _, stderr = process.communicate()
+        if process.returncode != 0:
+            failures.append(f"{backend} ({task}) failed:\n{stderr[-4000:]}")
+        else:
+            with np.load(output) as data:
+                results[backend] = {key: data[key] for key in data.files}
+    if failures:
+        raise RuntimeError("\n".join(failures))
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tests.parity.run_backend", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", required=True, choices=BACKENDS)
+    parser.add_argument("--task", required=True, choices=("forward", "sgd", "adam", "steps"))
+    parser.add_argument("--arch", required=True, nargs="+", help="architectures (core.archs.ARCHS names)")
+    parser.add_argument("--kwargs", default="{}", help="builder kwargs as JSON, shared by all archs")
+    parser.add_argument("--weights", required=True, help=".npz of neutral states, keys <arch>/<name>")
+    parser.add_argument("--input", required=True, help=".npy clip batch (B, C, T, H, W)")
+    parser.add_argument("--labels", help=".npy class indices (B,), for the training tasks")
+    parser.add_argument("--output", required=True, help=".npz for the results")
+    parser.add_argument("--steps", type=int, default=10, help="train steps of the steps task")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--weight-decay", type=float, default=1e-3)
+    args = parser.parse_args(argv)
+    if args.task != "forward" and not args.labels:
+        parser.error(f"--task {args.task} needs --labels")
+    outputs = run(args.backend, args.task, args.arch, json.loads(args.kwargs), args.weights, args.input, args.labels,
+                  args.steps, args.lr, args.momentum, args.weight_decay)
+    np.savez(args.output, **outputs)
+
+
+if __name__ == "__main__":
+    main()
