@@ -32,7 +32,8 @@ BROKEN_EPSILON = 1e-2  # what --break adds to a BatchNorm's running variance: th
 
 
 def random_state(arch, seed=0, **model_kwargs):
-    """Seeded random neutral weights of `arch`: normal (std 1 / sqrt(fan in)) convs, BatchNorms with non-trivial statistics."""
+    """Seeded random neutral weights of `arch`: normal convs (std 1 / sqrt(fan in)), BatchNorms with
+    non-trivial statistics."""
     rng = np.random.default_rng(seed)
     shapes = expected_shapes(arch, **model_kwargs)
     norms = {name.rsplit(".", 1)[0] for name in shapes if name.endswith(".running_var")}
@@ -53,7 +54,8 @@ def random_state(arch, seed=0, **model_kwargs):
 
 
 def break_layer(state, layer):
-    """A copy of `state` with one layer off: a BatchNorm as if its epsilon were BROKEN_EPSILON larger, else weights x 1.01."""
+    """A copy of `state` with one layer off: a BatchNorm as if its epsilon were BROKEN_EPSILON larger,
+    any other layer with its weights x 1.01."""
     state = dict(state)
     if f"{layer}.running_var" in state:
         state[f"{layer}.running_var"] = state[f"{layer}.running_var"] + np.float32(BROKEN_EPSILON)

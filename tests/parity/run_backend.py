@@ -103,7 +103,8 @@ def run_backends(backends, task, archs, kwargs, weights, clip, work_dir, labels=
     weights: {arch: neutral state}; clip, labels: numpy arrays. Returns {backend: {'<arch>/<key>': array}}.
     """
     weights_path, input_path = os.path.join(work_dir, "weights.npz"), os.path.join(work_dir, "input.npy")
-    np.savez(weights_path, **{f"{arch}/{name}": value for arch, state in weights.items() for name, value in state.items()})
+    np.savez(weights_path, **{f"{arch}/{name}": value
+                              for arch, state in weights.items() for name, value in state.items()})
     np.save(input_path, clip)
     extra = []
     if labels is not None:
