@@ -15,7 +15,7 @@ from core.datasets import training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader
 from core.state_dict import StateDictMismatch
-from core.training import fit
+from core.training import fit, writes
 
 
 def _data_paths(config):
@@ -38,25 +38,30 @@ def train_main(framework, build_engine, argv=None):
         prog=f"python -m backends.{framework}.train",
         description=f"Train a 3D CNN with {framework}: train + validation every epoch, CSV logs "
                     "(train.log, val.log), checkpoints every `checkpoint` epochs, curves.png at the end. "
-                    "Set resume_path to continue an interrupted run.")
+                    "Set resume_path to continue an interrupted run. Under the framework's launcher (torchrun, "
+                    "paddle.distributed.launch, msrun) it trains data-parallel: see docs/distributed.md.")
     add_config_arguments(parser)
     config = _load(parser.parse_args(argv))
-    _save_config(config, "opts.yaml")
-    train_loader = BatchLoader(training_set(config), config["batch_size"], shuffle=True,
-                               seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False)
-    val_loader = None
-    if not config["no_val"]:
-        val_loader = BatchLoader(validation_set(config), config["batch_size"], shuffle=False,
-                                 seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False)
     started = time.time()
     try:
-        engine = build_engine(config)
-        print(f"[{framework}] training {engine.arch} on {engine.device_name}: {len(train_loader.dataset)} clips, "
-              f"{config['n_epochs']} epochs -> {config['result_path']}")
+        engine = build_engine(config)  # in a data-parallel launch, joins the other processes
+        # Each process loads its share of every batch (core.loader.rank_share).
+        share = dict(seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False,
+                     rank=engine.rank, world_size=engine.world_size)
+        train_loader = BatchLoader(training_set(config), config["batch_size"], shuffle=True, **share)
+        val_loader = None
+        if not config["no_val"]:
+            val_loader = BatchLoader(validation_set(config), config["batch_size"], shuffle=False, **share)
+        if writes(engine):
+            _save_config(config, "opts.yaml")
+            processes = f" x {engine.world_size} processes" if engine.world_size > 1 else ""
+            print(f"[{framework}] training {engine.arch} on {engine.device_name}{processes}: "
+                  f"{len(train_loader.dataset)} clips, {config['n_epochs']} epochs -> {config['result_path']}")
         history = fit(config, engine, train_loader, val_loader)
     except StateDictMismatch as e:  # pretrain_path or resume_path of another model; the engine names the file
         raise SystemExit(f"cannot train: {e}") from None
-    print(f"[{framework}] training done in {time.time() - started:.0f}s")
+    if writes(engine):
+        print(f"[{framework}] training done in {time.time() - started:.0f}s")
     return history
 
 

@@ -6,7 +6,10 @@ tuple with one stacked array per item field: ``(x float32 B x C x T x H x W,
 y int64 B)`` for VideoDataset, plus ``video_index int64 B`` for EvalDataset.
 
 The order of epoch ``e`` is ``np.random.default_rng([seed, e]).permutation``
-(or 0..N-1 without shuffle). Worker processes load whole batches; results
+(or 0..N-1 without shuffle). In data-parallel training each of ``world_size``
+processes gets its share of every global batch of ``batch_size * world_size``
+(`rank_share`), so N processes with batch B see exactly the samples, in the
+same steps, of one process with batch N x B. Worker processes load whole batches; results
 come back in order, at most ``prefetch`` batches per worker ahead of the
 consumer. The pool starts on the first iteration and is reused by later
 epochs; `close()` (or the end of the program) stops it.
@@ -53,10 +56,25 @@ def _load_batch_in_worker(epoch, indices):
     return load_batch(_worker_dataset, epoch, indices)
 
 
+def rank_share(indices, rank, world_size):
+    """Process `rank`'s part of one global batch: the rank-th of `world_size` contiguous slices whose
+    sizes differ by at most one (np.array_split), so that together the processes see the whole batch."""
+    return np.array_split(np.asarray(indices), world_size)[rank].tolist()
+
+
 class BatchLoader:
-    def __init__(self, dataset, batch_size, shuffle=False, seed=0, n_workers=0, drop_last=False, prefetch=2):
+    """Batches of the epoch set by set_epoch(); with world_size > 1, this process's share of them.
+
+    batch_size is per process. A final global batch with fewer samples than processes is left out
+    when world_size > 1, since every process must take the same number of steps.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, seed=0, n_workers=0, drop_last=False, prefetch=2,
+                 rank=0, world_size=1):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not one of the {world_size} processes")
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -64,6 +82,8 @@ class BatchLoader:
         self.n_workers = n_workers
         self.drop_last = drop_last
         self.prefetch = prefetch
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
         self._pool = None
 
@@ -72,14 +92,15 @@ class BatchLoader:
         self.epoch = epoch
 
     def __len__(self):
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        full, rest = divmod(len(self.dataset), self.batch_size * self.world_size)
+        return full + int(not self.drop_last and rest >= self.world_size)
 
     def batch_indices(self):
-        """The dataset indices of every batch of the current epoch."""
+        """The dataset indices of this process's batches in the current epoch."""
         n = len(self.dataset)
         order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
-        return [order[i:i + self.batch_size].tolist() for i in range(0, len(self) * self.batch_size, self.batch_size)]
+        size = self.batch_size * self.world_size
+        return [rank_share(order[i:i + size], self.rank, self.world_size) for i in range(0, len(self) * size, size)]
 
     def __iter__(self):
         batches = self.batch_indices()

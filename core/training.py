@@ -11,6 +11,11 @@ clip's augmentation on (seed, epoch, index) (core.loader / core.datasets);
 the engine reseeds its framework's RNG (dropout) from (seed, epoch) at the
 start of each epoch. So a run resumed from the checkpoint of epoch k
 continues exactly as the uninterrupted run did.
+
+Data-parallel training (docs/distributed.md): every process runs `fit` with
+its share of each batch (core.loader.rank_share); the engine averages the
+gradients, loss and accuracy are summed over the processes, and only the
+first process (`writes`) prints, logs, saves checkpoints and plots.
 """
 import contextlib
 import csv
@@ -31,6 +36,11 @@ class Engine:
     """What a backend implements for `fit` (documentation of the interface)."""
 
     checkpoint_suffix = ""  # e.g. ".pth"
+    rank, world_size = 0, 1  # this process among the data-parallel processes
+
+    def all_reduce_sum(self, values):
+        """The element-wise sums of `values` (floats) over all processes."""
+        return list(values)
 
     def begin_epoch(self, epoch, train):
         """Switch train/eval mode; in train mode reseed the framework RNG with epoch_seed()."""
@@ -55,9 +65,14 @@ class Engine:
         raise NotImplementedError
 
 
-def epoch_seed(seed, epoch):
-    """Framework RNG seed for one epoch (dropout), independent of resume."""
-    return int(np.random.default_rng([seed, epoch, 7]).integers(2**31 - 1))
+def epoch_seed(seed, epoch, rank=0):
+    """Framework RNG seed for one epoch (dropout), independent of resume; each process its own."""
+    return int(np.random.default_rng([seed, epoch, 7] + [rank] * (rank > 0)).integers(2**31 - 1))
+
+
+def writes(engine):
+    """Whether this process prints, logs and saves: only the first of a data-parallel run."""
+    return engine.rank == 0
 
 
 class LRSchedule:
@@ -219,7 +234,7 @@ def _run_epoch(engine, loader, epoch, train, desc):
     loader.set_epoch(epoch)
     step = engine.train_batch if train else engine.eval_batch
     total_loss = total_correct = total = 0
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=None)
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=None if writes(engine) else True)
     for batch in bar:
         x, y = batch[0], batch[1]
         loss, logits = step(x, y)
@@ -228,12 +243,18 @@ def _run_epoch(engine, loader, epoch, train, desc):
         total_correct += int((np.argmax(logits, 1) == y).sum())
         total += n
         bar.set_postfix(loss=f"{total_loss / total:.4f}", acc=f"{total_correct / total:.3f}")
+    total_loss, total_correct, total = engine.all_reduce_sum([total_loss, total_correct, total])
     return total_loss / max(total, 1), total_correct / max(total, 1)
 
 
 def fit(config, engine, train_loader, val_loader=None, log=print):
-    """Train for config.n_epochs epochs, resuming from config.resume_path when set."""
+    """Train for config.n_epochs epochs, resuming from config.resume_path when set.
+
+    In a data-parallel run every process calls fit; all load the resumed checkpoint, only the
+    first writes train.log, val.log, the checkpoints and curves.png.
+    """
     result_path = config["result_path"]
+    main = writes(engine)
     os.makedirs(result_path, exist_ok=True)
     schedule = LRSchedule(config)
     start_epoch = 1
@@ -243,11 +264,13 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
             raise ValueError(f"{config['resume_path']}: checkpoint of {meta['arch']}, the config builds {engine.arch}")
         schedule.load_state_dict(meta["scheduler"])
         start_epoch = int(meta["epoch"]) + 1
-        log(f"resumed from {config['resume_path']} (epoch {meta['epoch']})")
-    train_log = CSVLogger(os.path.join(result_path, "train.log"), ["epoch", "loss", "acc", "lr", "time"],
-                          start_epoch - 1)
-    val_log = CSVLogger(os.path.join(result_path, "val.log"), ["epoch", "loss", "acc"], start_epoch - 1) \
-        if val_loader is not None else None
+        if main:
+            log(f"resumed from {config['resume_path']} (epoch {meta['epoch']})")
+    if main:
+        train_log = CSVLogger(os.path.join(result_path, "train.log"), ["epoch", "loss", "acc", "lr", "time"],
+                              start_epoch - 1)
+        val_log = CSVLogger(os.path.join(result_path, "val.log"), ["epoch", "loss", "acc"], start_epoch - 1) \
+            if val_loader is not None else None
     history = []
     for epoch in range(start_epoch, config["n_epochs"] + 1):
         lr = schedule.lr(epoch)
@@ -255,19 +278,23 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
         started = time.time()
         loss, acc = _run_epoch(engine, train_loader, epoch, True, f"epoch {epoch} train")
         seconds = time.time() - started
-        train_log.log({"epoch": epoch, "loss": f"{loss:.6f}", "acc": f"{acc:.6f}", "lr": f"{lr:.6g}",
-                       "time": f"{seconds:.1f}"})
         line = f"epoch {epoch}/{config['n_epochs']}  lr {lr:.4g}  train loss {loss:.4f} acc {acc:.3f}"
         val_loss = None
         if val_loader is not None:
             val_loss, val_acc = _run_epoch(engine, val_loader, epoch, False, f"epoch {epoch} val")
-            val_log.log({"epoch": epoch, "loss": f"{val_loss:.6f}", "acc": f"{val_acc:.6f}"})
             line += f"  val loss {val_loss:.4f} acc {val_acc:.3f}"
-        log(f"{line}  ({seconds:.0f}s)")
         history.append({"epoch": epoch, "loss": loss, "acc": acc, "val_loss": val_loss})
         schedule.step(val_loss)
+        if not main:
+            continue
+        train_log.log({"epoch": epoch, "loss": f"{loss:.6f}", "acc": f"{acc:.6f}", "lr": f"{lr:.6g}",
+                       "time": f"{seconds:.1f}"})
+        if val_loader is not None:
+            val_log.log({"epoch": epoch, "loss": f"{val_loss:.6f}", "acc": f"{val_acc:.6f}"})
+        log(f"{line}  ({seconds:.0f}s)")
         if epoch % config["checkpoint"] == 0 or epoch == config["n_epochs"]:
             path = os.path.join(result_path, f"save_{epoch}{engine.checkpoint_suffix}")
             engine.save(path, checkpoint_meta(config, epoch, schedule))
-    plot_curves(result_path)
+    if main:
+        plot_curves(result_path)
     return history

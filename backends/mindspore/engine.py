@@ -10,6 +10,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn, ops
 
+from backends.mindspore import distributed
 from backends.mindspore.models import build_model
 from backends.mindspore.weights import OPTIMIZER_PREFIX, load_numpy_state, load_pretrained, to_numpy_state
 from core.archs import arch_name, model_kwargs
@@ -56,6 +57,10 @@ class MindSporeEngine(Engine):
         self.config = config
         self.arch = arch_name(config)
         self.device_name = pick_device(config)
+        if config["batchnorm_sync"] and distributed.launched()[1] > 1:
+            raise SystemExit("batchnorm_sync: not available with MindSpore (its nn.SyncBatchNorm supports Ascend "
+                             "only, and the models' BatchNorm3d is not converted); set batchnorm_sync: false")
+        self.rank, self.world_size = distributed.init()
         self.model = create_model(config)
         named = {neutral_name_from_mindspore(p.name): p for p in self.model.trainable_params()}
         trainable = set(trainable_names(named, config["ft_begin_module"]))
@@ -68,9 +73,14 @@ class MindSporeEngine(Engine):
             return ops.cross_entropy(logits, y), logits
 
         grad_fn = ms.value_and_grad(forward, None, self.optimizer.parameters, has_aux=True)
+        # Averages the gradients over the data-parallel processes.
+        reduce_grads = nn.DistributedGradReducer(self.optimizer.parameters, mean=True, degree=self.world_size) \
+            if self.world_size > 1 else None
 
         def train_step(x, y):
             (loss, logits), grads = grad_fn(x, y)
+            if reduce_grads is not None:
+                grads = reduce_grads(grads)
             self.optimizer(grads)
             return loss, logits
 
@@ -80,11 +90,14 @@ class MindSporeEngine(Engine):
     def begin_epoch(self, epoch, train):
         self.model.set_train(train)
         if train:
-            ms.set_seed(epoch_seed(self.config["manual_seed"], epoch))
+            ms.set_seed(epoch_seed(self.config["manual_seed"], epoch, self.rank))
 
     def set_lr(self, lr):
         # In place: after the first step, the optimizer's compiled update ignores a set_data() rate.
         ops.assign(self.optimizer.learning_rate, ms.Tensor(lr, ms.float32))
+
+    def all_reduce_sum(self, values):
+        return distributed.all_reduce_sum(values) if self.world_size > 1 else list(values)
 
     def train_batch(self, x, y):
         loss, logits = self.train_step(ms.Tensor(x), ms.Tensor(y.astype(np.int32)))

@@ -7,6 +7,7 @@ import paddle.nn.functional as F
 from paddle.base.unique_name import UniqueNameGenerator
 from paddle.utils import unique_name
 
+from backends.paddle import distributed
 from backends.paddle.models import build_model
 from backends.paddle.weights import load_numpy_state, load_pretrained, to_numpy_state
 from core.archs import arch_name, model_kwargs
@@ -14,10 +15,11 @@ from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, nami
 
 
 def pick_device(config):
+    """cpu, or the GPU of this process (the launcher's FLAGS_selected_gpus)."""
     gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
     if config["device"] == "gpu" and not gpu:
         raise SystemExit("device: gpu was asked for, but paddle sees no CUDA device")
-    device = "gpu" if config["device"] != "cpu" and gpu else "cpu"
+    device = f"gpu:{distributed.launched()[2]}" if config["device"] != "cpu" and gpu else "cpu"
     paddle.set_device(device)
     return device
 
@@ -58,37 +60,50 @@ class PaddleEngine(Engine):
         self.config = config
         self.arch = arch_name(config)
         self.device_name = pick_device(config)
+        sync_bn = config["batchnorm_sync"] and distributed.launched()[1] > 1
+        if sync_bn and self.device_name == "cpu":
+            raise SystemExit("batchnorm_sync: Paddle's SyncBatchNorm only runs on GPUs (on CPU: 'The kernel "
+                             "`sync_batch_norm` is not registered'); set batchnorm_sync: false")
+        self.rank, self.world_size = distributed.init()
         # Paddle names parameters and optimizer accumulators from a process-wide counter, and the .pdopt
         # file is keyed by those names; a counter of the engine's own gives every engine the names a
         # fresh process would, so a checkpoint resumes in any process.
         self.names = UniqueNameGenerator()
         with unique_name.guard(self.names):
             self.model = create_model(config)
+            if sync_bn:
+                self.model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         named = list(self.model.named_parameters())
         trainable = set(trainable_names((n for n, _ in named), config["ft_begin_module"]))
         for name, param in named:
             param.stop_gradient = name not in trainable
         self.optimizer = build_optimizer(config, [p for p in self.model.parameters() if not p.stop_gradient])
-        self.amp = config["amp"] and self.device_name == "gpu"
+        self.amp = config["amp"] and self.device_name.startswith("gpu")
         self.scaler = paddle.amp.GradScaler(enable=self.amp)
+        # The train step runs through DataParallel, which averages the gradients over the processes;
+        # evaluation and checkpoints use the model itself (no collectives, no wrapper in the names).
+        self.network = self.model if self.world_size == 1 else paddle.DataParallel(self.model)
 
     def begin_epoch(self, epoch, train):
         self.model.train() if train else self.model.eval()
         if train:
-            paddle.seed(epoch_seed(self.config["manual_seed"], epoch))
+            paddle.seed(epoch_seed(self.config["manual_seed"], epoch, self.rank))
 
     def set_lr(self, lr):
         self.optimizer.set_lr(lr)
 
-    def _forward(self, x, y):
+    def all_reduce_sum(self, values):
+        return distributed.all_reduce_sum(values) if self.world_size > 1 else list(values)
+
+    def _forward(self, network, x, y):
         x, y = paddle.to_tensor(x), paddle.to_tensor(y)
         with paddle.amp.auto_cast(enable=self.amp):
-            logits = self.model(x)
+            logits = network(x)
         loss = F.cross_entropy(logits.astype("float32"), y)
         return loss, logits
 
     def train_batch(self, x, y):
-        loss, logits = self._forward(x, y)
+        loss, logits = self._forward(self.network, x, y)
         self.optimizer.clear_grad(set_to_zero=False)
         self.scaler.scale(loss).backward()
         with unique_name.guard(self.names):  # the first step creates the accumulators
@@ -98,7 +113,7 @@ class PaddleEngine(Engine):
 
     @paddle.no_grad()
     def eval_batch(self, x, y):
-        loss, logits = self._forward(x, y)
+        loss, logits = self._forward(self.model, x, y)
         return float(loss), logits.astype("float32").numpy()
 
     def save(self, path, meta):

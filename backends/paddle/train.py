@@ -1,4 +1,8 @@
-"""python -m backends.paddle.train --config configs/X.yaml [--set key=value ...]"""
+"""python -m backends.paddle.train --config configs/X.yaml [--set key=value ...]
+
+On N GPUs or processes: python -m paddle.distributed.launch --nproc_per_node N backends/paddle/train.py ...
+(docs/distributed.md)
+"""
 from backends.paddle.engine import PaddleEngine
 from core.cli import train_main
 

@@ -3,6 +3,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from backends.torch import distributed
 from backends.torch.models import build_model
 from backends.torch.weights import load_numpy_state, load_pretrained, to_numpy_state
 from core.archs import arch_name, model_kwargs
@@ -10,9 +11,14 @@ from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, nami
 
 
 def pick_device(config):
+    """CPU, or the GPU of this process (LOCAL_RANK under torchrun)."""
     if config["device"] == "gpu" and not torch.cuda.is_available():
         raise SystemExit("device: gpu was asked for, but torch sees no CUDA device")
-    return torch.device("cuda" if config["device"] != "cpu" and torch.cuda.is_available() else "cpu")
+    if config["device"] == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    device = torch.device("cuda", distributed.launched()[2])
+    torch.cuda.set_device(device)
+    return device
 
 
 def create_model(config):
@@ -44,33 +50,48 @@ class TorchEngine(Engine):
         self.arch = arch_name(config)
         self.device = pick_device(config)
         self.device_name = str(self.device)
+        sync_bn = config["batchnorm_sync"] and distributed.launched()[1] > 1
+        if sync_bn and self.device.type != "cuda":
+            raise SystemExit("batchnorm_sync: torch's SyncBatchNorm only works on GPUs (DistributedDataParallel "
+                             "refuses it on CPU: 'SyncBatchNorm layers only work with GPU modules'); "
+                             "set batchnorm_sync: false")
+        self.rank, self.world_size = distributed.init()
         self.model = create_model(config).to(self.device)
+        if sync_bn:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         trainable = set(trainable_names((n for n, _ in self.model.named_parameters()), config["ft_begin_module"]))
         for name, param in self.model.named_parameters():
             param.requires_grad = name in trainable
         self.optimizer = build_optimizer(config, [p for p in self.model.parameters() if p.requires_grad])
         self.amp = config["amp"] and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # The train step runs through DDP, which averages the gradients over the processes; evaluation and
+        # checkpoints use the model itself (no collectives, no `module.` prefix).
+        self.network = self.model if self.world_size == 1 else torch.nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
 
     def begin_epoch(self, epoch, train):
         self.model.train(train)
         if train:
-            torch.manual_seed(epoch_seed(self.config["manual_seed"], epoch))
+            torch.manual_seed(epoch_seed(self.config["manual_seed"], epoch, self.rank))
 
     def set_lr(self, lr):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
-    def _forward(self, x, y):
+    def all_reduce_sum(self, values):
+        return distributed.all_reduce_sum(values) if self.world_size > 1 else list(values)
+
+    def _forward(self, network, x, y):
         x = torch.from_numpy(x).to(self.device, non_blocking=True)
         y = torch.from_numpy(y).to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, enabled=self.amp):
-            logits = self.model(x)
+            logits = network(x)
             loss = F.cross_entropy(logits.float(), y)
         return loss, logits
 
     def train_batch(self, x, y):
-        loss, logits = self._forward(x, y)
+        loss, logits = self._forward(self.network, x, y)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -79,7 +100,7 @@ class TorchEngine(Engine):
 
     @torch.no_grad()
     def eval_batch(self, x, y):
-        loss, logits = self._forward(x, y)
+        loss, logits = self._forward(self.model, x, y)
         return loss.item(), logits.float().cpu().numpy()
 
     def save(self, path, meta):

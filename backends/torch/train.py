@@ -1,4 +1,7 @@
-"""python -m backends.torch.train --config configs/X.yaml [--set key=value ...]"""
+"""python -m backends.torch.train --config configs/X.yaml [--set key=value ...]
+
+On N GPUs or processes: torchrun --nproc_per_node N -m backends.torch.train ... (docs/distributed.md)
+"""
 from backends.torch.engine import TorchEngine
 from core.cli import train_main
 

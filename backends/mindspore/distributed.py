@@ -1,0 +1,37 @@
+"""Data-parallel processes started by msrun (docs/distributed.md).
+
+msrun gives each process RANK_ID, RANK_SIZE and DEVICE_ID; `init` joins them
+(HCCL on Ascend, NCCL on GPUs, MindSpore's own collectives on CPU) and sets
+the data-parallel mode with averaged gradients.
+"""
+import os
+
+import mindspore as ms
+import numpy as np
+from mindspore import communication, ops
+
+
+def launched():
+    """(rank, world size, device index) of this process; (0, 1, 0) when not started by msrun."""
+    return tuple(int(os.environ.get(name, default)) for name, default in
+                 (("RANK_ID", "0"), ("RANK_SIZE", "1"), ("DEVICE_ID", "0")))
+
+
+def init():
+    """Join the other processes; returns (rank, world size)."""
+    rank, world_size, _ = launched()
+    if world_size > 1:
+        communication.init()
+        ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
+        rank, world_size = communication.get_rank(), communication.get_group_size()
+    return rank, world_size
+
+
+def all_reduce_sum(values):
+    """Element-wise sums of `values` over the processes."""
+    # AllReduce takes no float64: each value travels as a float32 plus its float32 rounding error.
+    values = np.asarray(values, np.float64)
+    high = values.astype(np.float32)
+    parts = np.stack([high, (values - high).astype(np.float32)])
+    summed = ops.AllReduce()(ms.Tensor(parts)).asnumpy().astype(np.float64)
+    return (summed[0] + summed[1]).tolist()

@@ -1,0 +1,30 @@
+"""Data-parallel processes started by paddle.distributed.launch (docs/distributed.md).
+
+The launcher gives each process PADDLE_TRAINER_ID, PADDLE_TRAINERS_NUM and
+FLAGS_selected_gpus; `init` joins them (NCCL on GPUs, Gloo on CPU).
+"""
+import os
+
+import paddle
+import paddle.distributed as dist
+
+
+def launched():
+    """(rank, world size, GPU index) of this process; (0, 1, 0) when not started by the launcher."""
+    return tuple(int(os.environ.get(name, default).split(",")[0]) for name, default in
+                 (("PADDLE_TRAINER_ID", "0"), ("PADDLE_TRAINERS_NUM", "1"), ("FLAGS_selected_gpus", "0")))
+
+
+def init():
+    """Join the other processes; returns (rank, world size)."""
+    rank, world_size, _ = launched()
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_parallel_env()
+    return rank, world_size
+
+
+def all_reduce_sum(values):
+    """Element-wise sums of `values` over the processes."""
+    tensor = paddle.to_tensor(values, dtype="float64")
+    dist.all_reduce(tensor)
+    return tensor.tolist()

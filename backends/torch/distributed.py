@@ -1,0 +1,30 @@
+"""Data-parallel processes started by torchrun (docs/distributed.md).
+
+torchrun gives each process RANK, WORLD_SIZE and LOCAL_RANK; `init` joins
+them in one process group.
+"""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def launched():
+    """(rank, world size, GPU index) of this process; (0, 1, 0) when not started by torchrun."""
+    return tuple(int(os.environ.get(name, default)) for name, default in
+                 (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
+
+
+def init():
+    """Join the other processes; returns (rank, world size)."""
+    rank, world_size, _ = launched()
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group()  # NCCL for CUDA tensors where there are GPUs, Gloo for CPU tensors
+    return rank, world_size
+
+
+def all_reduce_sum(values):
+    """Element-wise sums of `values` over the processes."""
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
