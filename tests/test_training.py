@@ -293,8 +293,7 @@ def test_optimizer_matches_torch(framework, setting):
             _descend(framework, config)
         return
     expected = _descend("torch", config)
-    # Adam: MindSpore adds eps to sqrt(v) before the bias correction, PyTorch after: ~1e-6 apart here.
-    np.testing.assert_allclose(_descend(framework, config), expected, atol=2e-6 if setting == "adam" else 2e-7)
+    np.testing.assert_allclose(_descend(framework, config), expected, atol=2e-7)
     assert np.abs(expected - _descend("torch", _config(**{**OPTIMIZERS[setting], "learning_rate": 0.1,
                                                            "weight_decay": 0.0}))).max() > 1e-4
 

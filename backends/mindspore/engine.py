@@ -12,6 +12,7 @@ from mindspore import nn, ops
 
 from backends.mindspore import distributed
 from backends.mindspore.models import build_model
+from backends.mindspore.optim import Adam
 from backends.mindspore.weights import OPTIMIZER_PREFIX, load_numpy_state, load_pretrained, to_numpy_state
 from core.archs import arch_name, model_kwargs
 from core.state_dict import neutral_name_from_mindspore
@@ -37,7 +38,7 @@ def create_model(config):
 
 
 def build_optimizer(config, params):
-    """SGD (momentum, dampening, Nesterov) or Adam, with PyTorch's L2 weight decay on every parameter.
+    """SGD (momentum, dampening, Nesterov) or Adam (PyTorch's), with PyTorch's L2 weight decay on every parameter.
 
     One parameter group with its own weight_decay: ungrouped MindSpore optimizers
     skip BatchNorm gamma/beta, PyTorch (the reference) decays every parameter.
@@ -47,7 +48,7 @@ def build_optimizer(config, params):
     if config["optimizer"] == "sgd":
         return nn.SGD(groups, learning_rate=lr, momentum=config["momentum"], dampening=config["dampening"],
                       nesterov=config["nesterov"])
-    return nn.Adam(groups, learning_rate=lr)
+    return Adam(groups, learning_rate=lr)
 
 
 class MindSporeEngine(Engine):

@@ -57,13 +57,7 @@ def adam_step(tmp_path_factory, batch):
     return one_step(tmp_path_factory.mktemp("adam"), batch, "adam", lr=1e-3)
 
 
-MINDSPORE_ADAM = pytest.mark.xfail(strict=True, reason=(
-    "MindSpore's Adam adds epsilon to sqrt(v) before the bias correction, PyTorch and Paddle after it: "
-    "at step 1 MindSpore's epsilon weighs 1 / sqrt(1 - beta2) = 31.6 times more, which shortens the "
-    "steps of parameters with gradients near 1e-6 (here about 40% of the elements, by up to 2%)"))
-
-
-@pytest.mark.parametrize("backend", ["paddle", pytest.param("mindspore", marks=MINDSPORE_ADAM)])
+@pytest.mark.parametrize("backend", ["paddle", "mindspore"])
 def test_adam_step_agrees_except_where_the_gradient_is_rounding_noise(adam_step, backend):
     before, states, losses = adam_step
     reference = states["torch"]
