@@ -1,6 +1,6 @@
 """A tiny video dataset whose classes differ only in motion, laid out like UCF-101.
 
-    python -m core.synthetic DST [--classes 5] [--videos-per-class 12] [--seed 0]
+    python -m core.synthetic DST [--classes 5] [--videos-per-class 120] [--seed 0]
                                  [--size 64] [--frames 32] [--containers avi,mp4,mkv,webm]
 
 writes
@@ -57,15 +57,17 @@ def write_video(path, frames, fps=FPS):
 
 def make_background(rng, size):
     """A smooth random colour field: a few random colours upsampled over the frame."""
-    coarse = rng.uniform(0, 255, (3, 3, 3)).astype(np.float32)
+    # Mid-range colours: the dark and bright stripes of the shape stand out on any background.
+    coarse = rng.uniform(70, 185, (3, 3, 3)).astype(np.float32)
     return cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
 def render_clip(motion, size, n_frames, rng, background):
     """Frames (T x size x size x 3 uint8) of a random striped shape moving as `motion` says."""
-    # The sprite: a rectangle, ellipse or triangle filled with stripes of two random colours.
+    # The sprite: a rectangle, ellipse or triangle filled with stripes of a random dark and a random bright
+    # colour, so its edges move with high contrast (what the network has to see) whatever the background.
     sprite_size = size // 2
-    colours = rng.uniform(0, 255, (2, 3)).astype(np.float32)
+    colours = np.stack([rng.uniform(0, 60, 3), rng.uniform(195, 255, 3)]).astype(np.float32)[rng.permutation(2)]
     period = rng.uniform(3, 6) * sprite_size / 32
     stripes = (np.arange(sprite_size) // period % 2).astype(int)
     texture = np.ascontiguousarray(np.broadcast_to(colours[stripes][None], (sprite_size, sprite_size, 3)))
@@ -84,8 +86,8 @@ def render_clip(motion, size, n_frames, rng, background):
     angle = rng.uniform(0, 360)
     log_scale_phase = rng.uniform(0, 1)
     position = rng.uniform(0, size, 2)
-    speed = rng.uniform(1, 2) * size / 64       # pixels per frame
-    turn = rng.uniform(6, 12)                    # degrees per frame
+    speed = rng.uniform(2, 3) * size / 64       # pixels per frame
+    turn = rng.uniform(10, 15)                   # degrees per frame
     scale_period = rng.uniform(12, 20)           # frames per grow or shrink cycle
     direction = {"MoveLeft": (-1, 0), "MoveRight": (1, 0), "MoveUp": (0, -1), "MoveDown": (0, 1)}
 
@@ -117,7 +119,7 @@ def render_clip(motion, size, n_frames, rng, background):
     return frames
 
 
-def make_dataset(dst, classes=5, videos_per_class=12, seed=0, size=64, frames=32,
+def make_dataset(dst, classes=5, videos_per_class=120, seed=0, size=64, frames=32,
                  containers=("avi", "mp4", "mkv", "webm")):
     """Write the videos and UCF-101 style split files under `dst`; return the video paths."""
     if not 1 <= classes <= len(MOTIONS):
@@ -165,7 +167,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dst", help="output folder (videos/ and splits/ are created inside)")
     parser.add_argument("--classes", type=int, default=5, help=f"number of classes, 1..{len(MOTIONS)}")
-    parser.add_argument("--videos-per-class", type=int, default=12, help="videos per class")
+    parser.add_argument("--videos-per-class", type=int, default=120,
+                        help="videos per class (a 3D CNN from scratch needs about a hundred to learn the motions)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same pixels")
     parser.add_argument("--size", type=int, default=64, help="frame height and width in pixels (even)")
     parser.add_argument("--frames", type=int, default=32, help="frames per video")
