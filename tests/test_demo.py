@@ -4,11 +4,7 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-pytest.importorskip("torch")
 
 
 def test_demo_trains_a_model_that_tells_motions_apart(tmp_path):
