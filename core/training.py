@@ -224,6 +224,20 @@ def naming_file(path):
         raise StateDictMismatch(error.missing, error.unexpected, error.mis_shaped, source=path) from None
 
 
+def load_weights(model, weights, path, n_pretrain_classes=None):
+    """Load the weights file `path` into `model` through a backend's `weights` module.
+
+    n_pretrain_classes None: the file must fit exactly (a checkpoint). Otherwise it is a
+    pretrained file whose head is replaced where its size differs (fit_pretrained).
+    A StateDictMismatch names the file.
+    """
+    state = weights.load_pretrained(path)
+    if n_pretrain_classes is not None:
+        state = fit_pretrained(state, weights.to_numpy_state(model), n_pretrain_classes, path)
+    with naming_file(path):
+        weights.load_numpy_state(model, state)
+
+
 def checkpoint_meta(config, epoch, schedule):
     return {"epoch": epoch, "arch": arch_name(config), "scheduler": schedule.state_dict(),
             "config": dict(config)}

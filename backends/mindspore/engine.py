@@ -13,10 +13,11 @@ from mindspore import nn, ops
 from backends.mindspore import distributed
 from backends.mindspore.models import build_model
 from backends.mindspore.optim import Adam
-from backends.mindspore.weights import OPTIMIZER_PREFIX, load_numpy_state, load_pretrained, to_numpy_state
+from backends.mindspore import weights
+from backends.mindspore.weights import OPTIMIZER_PREFIX
 from core.archs import arch_name, model_kwargs
 from core.state_dict import neutral_name_from_mindspore
-from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, naming_file, trainable_names
+from core.training import Engine, atomic_write, epoch_seed, load_weights, trainable_names
 
 
 def pick_device(config):
@@ -30,10 +31,7 @@ def create_model(config):
     ms.set_seed(config["manual_seed"])
     model = build_model(arch_name(config), **model_kwargs(config))
     if config["pretrain_path"]:
-        path = config["pretrain_path"]
-        pretrained = fit_pretrained(load_pretrained(path), to_numpy_state(model), config["n_pretrain_classes"], path)
-        with naming_file(path):
-            load_numpy_state(model, pretrained)
+        load_weights(model, weights, config["pretrain_path"], config["n_pretrain_classes"])
     return model
 
 
@@ -121,8 +119,7 @@ class MindSporeEngine(Engine):
         atomic_write(path, lambda tmp: ms.save_checkpoint(params, tmp, append_dict=extra))
 
     def load(self, path):
-        with naming_file(path):
-            load_numpy_state(self.model, load_pretrained(path))
+        load_weights(self.model, weights, path)
         checkpoint = ms.load_checkpoint(path)
         model_names = {p.name for p in self.model.get_parameters()}
         for param in self.optimizer.get_parameters():
@@ -140,8 +137,7 @@ def build_predictor(config):
     """predict(x numpy) -> logits numpy for the checkpoint at config.resume_path."""
     pick_device(config)
     model = build_model(arch_name(config), **model_kwargs(config))
-    with naming_file(config["resume_path"]):
-        load_numpy_state(model, load_pretrained(config["resume_path"]))
+    load_weights(model, weights, config["resume_path"])
     model.set_train(False)
 
     def predict(x):

@@ -9,9 +9,9 @@ from paddle.utils import unique_name
 
 from backends.paddle import distributed
 from backends.paddle.models import build_model
-from backends.paddle.weights import load_numpy_state, load_pretrained, to_numpy_state
+from backends.paddle import weights
 from core.archs import arch_name, model_kwargs
-from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, naming_file, trainable_names
+from core.training import Engine, atomic_write, epoch_seed, load_weights, trainable_names
 
 
 def pick_device(config):
@@ -29,10 +29,7 @@ def create_model(config):
     paddle.seed(config["manual_seed"])
     model = build_model(arch_name(config), **model_kwargs(config))
     if config["pretrain_path"]:
-        path = config["pretrain_path"]
-        pretrained = fit_pretrained(load_pretrained(path), to_numpy_state(model), config["n_pretrain_classes"], path)
-        with naming_file(path):
-            load_numpy_state(model, pretrained)
+        load_weights(model, weights, config["pretrain_path"], config["n_pretrain_classes"])
     return model
 
 
@@ -125,8 +122,7 @@ class PaddleEngine(Engine):
 
     def load(self, path):
         stem = path[: -len(self.checkpoint_suffix)]
-        with naming_file(path):
-            load_numpy_state(self.model, load_pretrained(path))
+        load_weights(self.model, weights, path)
         self.optimizer.set_state_dict(paddle.load(stem + ".pdopt"))
         with open(stem + ".json") as f:
             return json.load(f)
@@ -141,8 +137,7 @@ def build_predictor(config):
     """predict(x numpy) -> logits numpy for the checkpoint at config.resume_path."""
     pick_device(config)
     model = build_model(arch_name(config), **model_kwargs(config))
-    with naming_file(config["resume_path"]):
-        load_numpy_state(model, load_pretrained(config["resume_path"]))
+    load_weights(model, weights, config["resume_path"])
     model.eval()
 
     @paddle.no_grad()

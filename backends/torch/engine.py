@@ -5,9 +5,9 @@ import torch.nn.functional as F
 
 from backends.torch import distributed
 from backends.torch.models import build_model
-from backends.torch.weights import load_numpy_state, load_pretrained, to_numpy_state
+from backends.torch import weights
 from core.archs import arch_name, model_kwargs
-from core.training import Engine, atomic_write, epoch_seed, fit_pretrained, naming_file, trainable_names
+from core.training import Engine, atomic_write, epoch_seed, load_weights, trainable_names
 
 
 def pick_device(config):
@@ -26,10 +26,7 @@ def create_model(config):
     torch.manual_seed(config["manual_seed"])
     model = build_model(arch_name(config), **model_kwargs(config))
     if config["pretrain_path"]:
-        path = config["pretrain_path"]
-        pretrained = fit_pretrained(load_pretrained(path), to_numpy_state(model), config["n_pretrain_classes"], path)
-        with naming_file(path):
-            load_numpy_state(model, pretrained)
+        load_weights(model, weights, config["pretrain_path"], config["n_pretrain_classes"])
     return model
 
 
@@ -111,8 +108,7 @@ class TorchEngine(Engine):
         atomic_write(path, lambda tmp: torch.save(state, tmp))
 
     def load(self, path):
-        with naming_file(path):
-            load_numpy_state(self.model, load_pretrained(path))
+        load_weights(self.model, weights, path)
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         return checkpoint
@@ -122,8 +118,7 @@ def build_predictor(config):
     """predict(x numpy) -> logits numpy for the checkpoint at config.resume_path."""
     device = pick_device(config)
     model = build_model(arch_name(config), **model_kwargs(config))
-    with naming_file(config["resume_path"]):
-        load_numpy_state(model, load_pretrained(config["resume_path"]))
+    load_weights(model, weights, config["resume_path"])
     model.to(device).eval()
 
     @torch.no_grad()
