@@ -58,6 +58,7 @@ def train_main(framework, build_engine, argv=None):
             print(f"[{framework}] training {engine.arch} on {engine.device_name}{processes}: "
                   f"{len(train_loader.dataset)} clips, {config['n_epochs']} epochs -> {config['result_path']}")
         history = fit(config, engine, train_loader, val_loader)
+        engine.finish()
     except StateDictMismatch as e:  # pretrain_path or resume_path of another model; the engine names the file
         raise SystemExit(f"cannot train: {e}") from None
     if writes(engine):

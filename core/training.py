@@ -64,6 +64,9 @@ class Engine:
         """Restore model + optimizer from a checkpoint written by save(); return its meta."""
         raise NotImplementedError
 
+    def finish(self):
+        """After training: leave the data-parallel group, if the framework needs that done explicitly."""
+
 
 def epoch_seed(seed, epoch, rank=0):
     """Framework RNG seed for one epoch (dropout), independent of resume; each process its own."""

@@ -37,6 +37,7 @@ def train_one_epoch(framework, config_path):
         loss, _ = engine.train_batch(x, y)
         loss_sum, n_samples = loss_sum + loss * len(y), n_samples + len(y)
     loss_sum, n_samples = engine.all_reduce_sum([loss_sum, n_samples])
+    engine.finish()
     if not writes(engine):
         return None
     state = to_numpy_state(engine.model)

@@ -28,3 +28,11 @@ def all_reduce_sum(values):
     tensor = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def finish():
+    """Wait for every process, then leave the group: a Gloo group torn down at interpreter exit while
+    another process still talks to it aborts ('terminate called without an active exception')."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -79,6 +79,9 @@ class TorchEngine(Engine):
     def all_reduce_sum(self, values):
         return distributed.all_reduce_sum(values) if self.world_size > 1 else list(values)
 
+    def finish(self):
+        distributed.finish()
+
     def _forward(self, network, x, y):
         x = torch.from_numpy(x).to(self.device, non_blocking=True)
         y = torch.from_numpy(y).to(self.device, non_blocking=True)
