@@ -1,0 +1,16 @@
+"""MindSpore backend.
+
+On x86 CPUs with AVX-512, MindSpore 2.10's oneDNN runs Conv3d/Conv2d in its
+plain NCDHW layout through a reference kernel (ONEDNN_VERBOSE shows
+"jit_uni_ncsp:conv+ref"): about 1 s for a 16-channel 3x3x3 convolution that
+torch does in 5 ms. Capping oneDNN at AVX2 selects its GEMM convolution,
+40-60x faster here (bench/ms_isa.py). oneDNN reads the variable when it
+creates its first primitive, so setting it at import is early enough; a
+value the user exported wins. The variable also caps torch's oneDNN in the
+same process, which is one more reason MindSpore gets a process of its own.
+"""
+import os
+import platform
+
+if platform.machine().lower() in ("x86_64", "amd64"):
+    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")

@@ -1,0 +1,64 @@
+"""MindSpore on CPU with oneDNN's full instruction set vs capped at AVX2 (backends/mindspore/__init__.py).
+
+    python -m bench.ms_isa [--steps 3] [--batch 4] [--size 56] [--frames 16] [--width 0.25]
+
+Each setting runs in its own process (oneDNN reads ONEDNN_MAX_CPU_ISA once) and times
+MindSporeEngine.train_batch of a small 3D ResNet-18 after one warm-up step. Writes
+bench/results/ms_isa.json with the seconds per step and speedup = all / AVX2.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from bench.common import write_result
+
+SETTINGS = {"all": "ALL", "avx2": "AVX2"}
+
+
+def time_steps(args):
+    import numpy as np
+
+    from backends.mindspore.engine import MindSporeEngine
+    from core.config import load_config
+    config = load_config(None, ["device=cpu", "model_depth=18", "n_classes=10", f"resnet_widen_factor={args.width}",
+                                f"sample_size={args.size}", f"sample_duration={args.frames}"], ())
+    engine = MindSporeEngine(config)
+    engine.begin_epoch(1, True)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(args.batch, 3, args.frames, args.size, args.size)).astype(np.float32)
+    y = rng.integers(0, 10, args.batch)
+    engine.train_batch(x, y)
+    started = time.perf_counter()
+    for _ in range(args.steps):
+        engine.train_batch(x, y)
+    return (time.perf_counter() - started) / args.steps
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="python -m bench.ms_isa", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per setting")
+    parser.add_argument("--batch", type=int, default=4, help="clips per step")
+    parser.add_argument("--size", type=int, default=56, help="clip height and width")
+    parser.add_argument("--frames", type=int, default=16, help="clip length")
+    parser.add_argument("--width", type=float, default=0.25, help="resnet_widen_factor")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(time_steps(args)))
+        return
+    step_s = {}
+    for name, isa in SETTINGS.items():
+        done = subprocess.run([sys.executable, "-m", "bench.ms_isa", "--child"] + sys.argv[1:], check=True,
+                              env={**os.environ, "ONEDNN_MAX_CPU_ISA": isa}, capture_output=True, text=True)
+        step_s[name] = round(json.loads(done.stdout.strip().splitlines()[-1]), 4)
+    write_result("ms_isa", {"settings": {k: v for k, v in vars(args).items() if k != "child"},
+                            "onednn_max_cpu_isa": SETTINGS, "step_s": step_s,
+                            "speedup": round(step_s["all"] / step_s["avx2"], 1)})
+
+
+if __name__ == "__main__":
+    main()
