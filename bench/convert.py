@@ -8,8 +8,8 @@ the three formats runs as its own `python -m convert` process. Its peak RSS is
 read with wait4() from a small launcher process (a child inherits the peak RSS
 of its parent at exec, so the launcher is kept tiny). Reported: median seconds,
 peak RSS, and peak RSS / source file size (goal: < 3). `import_floor_mb` is the
-peak RSS of importing what the conversion imports (numpy and the frameworks of
-.pth / .ckpt; .pdparams needs none) and nothing else;
+peak RSS of importing what the conversion imports (numpy, and torch when .pth is
+involved: .ckpt and .pdparams are read and written without their frameworks) and nothing else;
 `above_floor_over_file_size` is (peak - floor) / file size.
 """
 import argparse
@@ -23,8 +23,8 @@ from bench.common import write_result
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "convert")
 FORMATS = {"pth": ".pth", "pdparams": ".pdparams", "ckpt": ".ckpt"}
-# The frameworks `python -m convert` imports per format (.pdparams is read and written without paddle).
-MODULES = {"pth": ["torch"], "pdparams": [], "ckpt": ["mindspore"]}
+# The frameworks `python -m convert` imports per format (.pdparams and .ckpt need none: convert/ckpt.py).
+MODULES = {"pth": ["torch"], "pdparams": [], "ckpt": []}
 # Runs `python ARGS...` and prints {"seconds", "maxrss_kb"} of that child.
 LAUNCHER = """
 import json, os, sys, time
@@ -70,8 +70,7 @@ def main(argv=None):
                 continue
             out = os.path.join(DATA, f"out_{src}_to_{dst}{FORMATS[dst]}")
             runs = [measure("-m", "convert", paths[src], out) for _ in range(args.repeats)]
-            # ckpt's reader imports mindspore first, which must precede torch / paddle in one process.
-            imports = sorted(set(MODULES[src] + MODULES[dst]), key=lambda m: m != "mindspore")
+            imports = sorted(set(MODULES[src] + MODULES[dst]))
             floor = measure("-c", "; ".join(f"import {m}" for m in ["numpy"] + imports))
             size = os.path.getsize(paths[src])
             peak = statistics.median(r["maxrss_kb"] for r in runs) * 1024

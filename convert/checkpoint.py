@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from convert.formats import format_of, import_frameworks, write_atomically
+from convert.formats import format_of, write_atomically
 from convert.layouts import Meta, detect_layout, get_layout
 from convert.shapes import HEADS, expected_shapes, family, infer_arch, infer_kwargs
 from core.state_dict import check_state
@@ -31,7 +31,6 @@ def read_checkpoint(path, fmt=None, layout=None, arch=None):
     Raises core.state_dict.StateDictMismatch when the parameters do not fit that architecture.
     """
     fmt = format_of(path, fmt)
-    import_frameworks(fmt)
     tree = fmt.read(path)
     layout = get_layout(layout or detect_layout(tree, fmt), fmt, source=path)
     state, meta = layout.read(tree, fmt, path)
@@ -54,7 +53,6 @@ def read_checkpoint(path, fmt=None, layout=None, arch=None):
 def write_checkpoint(path, checkpoint, fmt=None, layout="neutral"):
     """Write `checkpoint` to `path` atomically in format `fmt` (default: from the extension) and `layout`."""
     fmt = format_of(path, fmt)
-    import_frameworks(fmt)
     layout = get_layout(layout, fmt, checkpoint.arch, source=path)
     tree = layout.write(checkpoint.state, fmt, Meta(checkpoint.arch, checkpoint.epoch))
     write_atomically(path, fmt, tree)
@@ -76,7 +74,6 @@ def replace_head(checkpoint, n_classes, seed=0):
 def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="neutral", arch=None,
             n_classes=None, drop_head=False, log=print):
     """Convert `src` to `dst`; returns the Checkpoint written."""
-    import_frameworks(format_of(src, from_fmt), format_of(dst, to_fmt))
     checkpoint = read_checkpoint(src, from_fmt, layout_in, arch)
     kwargs = ", ".join(f"{key}={value}" for key, value in checkpoint.model_kwargs.items())
     log(f"read {src}: {checkpoint.arch}({kwargs}), layout {checkpoint.layout}, "

@@ -1,7 +1,7 @@
 """Checkpoint file formats: a file <-> a tree of dicts whose leaves are numpy arrays.
 
-Each format imports its own framework, and only when used, so a conversion needs the
-frameworks of its two formats only (`.pdparams`, `.npz` and `.safetensors` need none).
+Only `.pth` needs its framework (torch, imported when used); `.ckpt` (convert/ckpt.py),
+`.pdparams`, `.npz` and `.safetensors` are read and written without one.
 A format also knows its framework's spelling of the neutral parameter names.
 """
 import os
@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from convert.ckpt import read_ckpt, write_ckpt
 from core import safe_pickle
 from core.state_dict import from_mindspore, from_paddle, to_mindspore, to_paddle
 
@@ -62,20 +63,6 @@ def _write_pdparams(path, tree):
         pickler.dump(tree)
 
 
-# MindSpore reads and writes `.ckpt` itself; it must be imported before torch / paddle.
-def _read_ckpt(path):
-    import mindspore
-    parameters = mindspore.load_checkpoint(path)
-    # Pop while converting so that only one parameter exists twice at a time.
-    return {name: parameters.pop(name).asnumpy() for name in list(parameters)}
-
-
-def _write_ckpt(path, tree):
-    import mindspore
-    mindspore.save_checkpoint([{"name": name, "data": mindspore.Tensor.from_numpy(np.ascontiguousarray(value))}
-                               for name, value in tree.items()], path)
-
-
 def _read_npz(path):
     with np.load(path, allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
@@ -109,7 +96,7 @@ class Format:
 FORMATS = {
     "pth": Format("pth", "torch", _read_pth, _write_pth, _identity, _identity),
     "pdparams": Format("pdparams", "paddle", safe_pickle.load, _write_pdparams, to_paddle, from_paddle),
-    "ckpt": Format("ckpt", "mindspore", _read_ckpt, _write_ckpt, to_mindspore, from_mindspore),
+    "ckpt": Format("ckpt", "mindspore", read_ckpt, write_ckpt, to_mindspore, from_mindspore),
     "npz": Format("npz", "torch", _read_npz, _write_npz, _identity, _identity),
     "safetensors": Format("safetensors", "torch", _read_safetensors, _write_safetensors, _identity, _identity),
 }
@@ -128,19 +115,12 @@ def format_of(path, name=None):
     return FORMATS[name]
 
 
-def import_frameworks(*formats):
-    """Import MindSpore first when it is needed: after torch or paddle its import fails (DESIGN.md)."""
-    if any(fmt.name == "ckpt" for fmt in formats):
-        import mindspore  # noqa: F401
-
-
 def write_atomically(path, fmt, tree):
     """Write to a temporary file next to `path`, then rename: readers never see half a file."""
     directory, base = os.path.split(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{path}: directory {directory} does not exist")
     stem, extension = os.path.splitext(base)
-    # Keep the extension: MindSpore appends '.ckpt' to names without it.
     temporary = os.path.join(directory, f".{stem}.{os.getpid()}.partial{extension}")
     try:
         fmt.write(temporary, tree)
