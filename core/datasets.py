@@ -19,13 +19,14 @@ of N frames has N - 1 flow pairs; the temporal sampling runs over pairs
 2 x T x H x W flow (x, y) in [-1, 1]; their horizontal flip negates x
 (core.spatial).
 """
+import functools
 import json
 import os
 import sys
 
 import numpy as np
 
-from core.frames import FLOW_TEMPLATE, read_flow_frames, read_rgb_frames
+from core.frames import FLOW_TEMPLATE, RGB_TEMPLATE, flow_frame_name, frame_size, read_flow_frames, read_rgb_frames
 from core.spatial import build_spatial
 from core.temporal import build_temporal
 
@@ -71,6 +72,7 @@ class VideoDataset:
         self.flow_template = flow_template
         self.seed = seed
         self.epoch = 0
+        self.frame_sizes = {}  # video index -> (height, width), read from a frame header once
         self.class_names, videos = load_annotations(annotation_path, subset)
         class_index = {name: i for i, name in enumerate(self.class_names)}
         self.video_ids, self.labels, self.video_dirs, self.n_frames = [], [], [], []
@@ -107,13 +109,16 @@ class VideoDataset:
 
     def read_clip(self, video_index, frame_indices, rng):
         """Frames `frame_indices` of video `video_index` through the spatial transform, as C x T x H x W."""
-        min_short_side = getattr(self.spatial, "min_short_side", None)
         video_dir = self.video_dirs[video_index]
         if self.modality == "flow":
-            clip = read_flow_frames(video_dir, frame_indices, self.flow_template, min_short_side)
+            first = flow_frame_name(self.flow_template, frame_indices[0], "x")
+            read = functools.partial(read_flow_frames, video_dir, frame_indices, self.flow_template)
         else:
-            clip = read_rgb_frames(video_dir, frame_indices, min_short_side)
-        clip = self.spatial(clip, rng)
+            first = RGB_TEMPLATE.format(frame_indices[0])
+            read = functools.partial(read_rgb_frames, video_dir, frame_indices)
+        if video_index not in self.frame_sizes:
+            self.frame_sizes[video_index] = frame_size(video_dir, first)
+        clip = self.spatial.load(read, self.frame_sizes[video_index], rng)
         return np.ascontiguousarray(clip.transpose(3, 0, 1, 2), dtype=np.float32)
 
     def __getitem__(self, index):

@@ -6,13 +6,17 @@ flow frames are two single-channel JPEGs per frame pair named by a template
 ``image_00001y.jpg`` (MindSpore model zoo) or ``flow_x_00001.jpg`` /
 ``flow_y_00001.jpg`` (dense_flow). A video of N frames has N - 1 flow pairs.
 
-When the caller says how large the short side must be (`min_short_side`),
-JPEGs are decoded at 1/4 or 1/2 resolution where that still leaves enough
-pixels; libjpeg then skips most of the work. The frame size comes from the
-first frame's header, so the choice is the same for every clip of a video.
+The readers can decode JPEGs at 1/2 or 1/4 resolution (`reduction`; libjpeg
+then skips most of the work) and apply a function to every frame right after
+decoding (`each`, e.g. crop and resize), so full-size frames are never
+stacked. Frames are decoded by a pool of ``cv2.getNumThreads()`` threads
+(OpenCV releases the GIL while decoding); where processes are the
+parallelism, ``cv2.setNumThreads(1)`` (as core.loader's workers do) makes it
+serial.
 """
 import os
 import string
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -27,6 +31,9 @@ _REDUCED_FLAGS = {
             4: cv2.IMREAD_REDUCED_COLOR_4 | cv2.IMREAD_COLOR_RGB},
     "gray": {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4},
 }
+
+# Decoding pools by (process id, size): a pool inherited through fork has no threads.
+_pools = {}
 
 
 class FrameError(OSError):
@@ -46,19 +53,18 @@ def flow_frame_name(template, index, axis):
     return template.format(*(index if spec else axis for spec in specs))
 
 
-def _reduction(path, video_dir, min_short_side):
-    """The largest JPEG decoding reduction (1, 2 or 4) that keeps the short side >= min_short_side."""
-    if not min_short_side:
-        return 1
-    _check_exists(path, video_dir)
-    with Image.open(path) as image:
-        short_side = min(image.size)
-    return next(factor for factor in (4, 2, 1) if factor == 1 or short_side / factor >= min_short_side)
-
-
 def _check_exists(path, video_dir):
     if not os.path.isfile(path):
         raise FrameError(f"video '{os.path.basename(video_dir)}': frame file {path} is missing")
+
+
+def frame_size(video_dir, name):
+    """(height, width) of frame file `name` of `video_dir`, from its header alone."""
+    path = os.path.join(video_dir, name)
+    _check_exists(path, video_dir)
+    with Image.open(path) as image:
+        width, height = image.size
+    return height, width
 
 
 def _read(path, video_dir, flag):
@@ -69,27 +75,50 @@ def _read(path, video_dir, flag):
     return image
 
 
-def _read_stack(video_dir, names, kind, min_short_side):
-    """Decode the files `names` (repeats read once) as one T x H x W [x C] array."""
-    paths = {name: os.path.join(video_dir, name) for name in names}
-    flag = _REDUCED_FLAGS[kind][_reduction(paths[names[0]], video_dir, min_short_side)]
-    images = {name: _read(path, video_dir, flag) for name, path in paths.items()}
-    shapes = {image.shape for image in images.values()}
+def _map(function, items):
+    threads = min(cv2.getNumThreads(), len(items))
+    if threads <= 1:
+        return list(map(function, items))
+    key = (os.getpid(), threads)
+    if key not in _pools:
+        _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="frames")
+    return list(_pools[key].map(function, items))
+
+
+def _read_stack(video_dir, names, kind, reduction, each):
+    """Decode the files `names` (repeats read once), apply `each`, stack as one T x H x W [x C] array."""
+    flag = _REDUCED_FLAGS[kind][reduction]
+    shapes = set()
+
+    def read(name):
+        image = _read(os.path.join(video_dir, name), video_dir, flag)
+        shapes.add(image.shape)
+        return each(image) if each else image
+
+    unique = list(dict.fromkeys(names))
+    images = dict(zip(unique, _map(read, unique)))
     if len(shapes) > 1:
         raise FrameError(f"video '{os.path.basename(video_dir)}': frames differ in size {sorted(shapes)}")
     return np.stack([images[name] for name in names])
 
 
-def read_rgb_frames(video_dir, frame_indices, min_short_side=None):
-    """Frames `frame_indices` (1-based) of `video_dir` as a T x H x W x 3 RGB uint8 array."""
+def read_rgb_frames(video_dir, frame_indices, reduction=1, each=None):
+    """Frames `frame_indices` (1-based) of `video_dir` as a T x H x W x 3 RGB uint8 array.
+
+    `reduction` (1, 2 or 4) decodes at that fraction of the frame size;
+    `each(frame)`, if given, maps every decoded H x W x 3 frame first.
+    """
     names = [RGB_TEMPLATE.format(i) for i in frame_indices]
-    return _read_stack(video_dir, names, "rgb", min_short_side)
+    return _read_stack(video_dir, names, "rgb", reduction, each)
 
 
-def read_flow_frames(video_dir, frame_indices, template=FLOW_TEMPLATE, min_short_side=None):
-    """Flow pairs `frame_indices` (1-based) of `video_dir` as a T x H x W x 2 uint8 array (x, y)."""
+def read_flow_frames(video_dir, frame_indices, template=FLOW_TEMPLATE, reduction=1, each=None):
+    """Flow pairs `frame_indices` (1-based) of `video_dir` as a T x H x W x 2 uint8 array (x, y).
+
+    `reduction` and `each` as for read_rgb_frames; `each` gets H x W components.
+    """
     components = [_read_stack(video_dir, [flow_frame_name(template, i, axis) for i in frame_indices],
-                              "gray", min_short_side)
+                              "gray", reduction, each)
                   for axis in ("x", "y")]
     if components[0].shape != components[1].shape:
         raise FrameError(f"video '{os.path.basename(video_dir)}': flow x and y frames differ in size")

@@ -9,9 +9,9 @@ import pytest
 
 from core.config import load_config
 from core.datasets import EvalDataset, VideoDataset, evaluation_set, training_set, validation_set
-from core.frames import FrameError, flow_frame_name, read_flow_frames, read_rgb_frames
+from core.frames import FrameError, flow_frame_name, frame_size, read_flow_frames, read_rgb_frames
 from core.loader import BatchLoader
-from core.spatial import Compose, ToFloat
+from core.spatial import Compose
 from core.temporal import TemporalCenterCrop
 
 # video id -> (label, subset, number of frames); "v4" has no frame folder.
@@ -65,17 +65,33 @@ def test_read_frames_values_and_reduced_decoding(tree):
     rgb = read_rgb_frames(video_dir, [2, 5, 2])
     assert rgb.shape == (3, 32, 40, 3) and rgb.dtype == np.uint8
     np.testing.assert_allclose(rgb[:, 0, 0], [[20, 0, 50], [50, 0, 50], [20, 0, 50]], atol=2)
-    # JPEG decoding at 1/2 or 1/4 when the short side stays large enough.
-    assert read_rgb_frames(video_dir, [1], min_short_side=16).shape == (1, 16, 20, 3)
-    assert read_rgb_frames(video_dir, [1], min_short_side=8).shape == (1, 8, 10, 3)
-    assert read_rgb_frames(video_dir, [1], min_short_side=17).shape == (1, 32, 40, 3)
+    assert frame_size(video_dir, "image_00001.jpg") == (32, 40)
+    # JPEG decoding at 1/2 or 1/4; `each` maps every frame as it is decoded.
+    assert read_rgb_frames(video_dir, [1], reduction=2).shape == (1, 16, 20, 3)
+    assert read_rgb_frames(video_dir, [1], reduction=4).shape == (1, 8, 10, 3)
+    corners = read_rgb_frames(video_dir, [5, 2], each=lambda frame: frame[:2, :3])
+    assert corners.shape == (2, 2, 3, 3)
+    np.testing.assert_allclose(corners[:, 1, 2], [[50, 0, 50], [20, 0, 50]], atol=2)
     flow = read_flow_frames(video_dir, [1, 4])
     assert flow.shape == (2, 32, 40, 2)
     np.testing.assert_allclose(flow[:, 0, 0], [[20, 235], [80, 175]], atol=2)
+    assert read_flow_frames(video_dir, [1, 4], reduction=2, each=lambda frame: frame[:3]).shape == (2, 3, 20, 2)
+
+
+def test_decoding_threads_give_the_serial_result(tree):
+    video_dir = os.path.join(tree[1], "a", "v1")
+    threads = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        serial = read_rgb_frames(video_dir, [1, 2, 3, 4, 5, 1])
+        cv2.setNumThreads(3)
+        np.testing.assert_array_equal(read_rgb_frames(video_dir, [1, 2, 3, 4, 5, 1]), serial)
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def test_video_dataset_items_labels_and_loop_padding(tree):
-    dataset = VideoDataset(*tree, "training", Compose([ToFloat(255)]), TemporalCenterCrop(4))
+    dataset = VideoDataset(*tree, "training", Compose([]), TemporalCenterCrop(4))
     assert dataset.video_ids == ["v1", "v2"] and dataset.labels == [0, 1] and dataset.class_names == LABELS
     x, label = dataset[1]
     assert x.shape == (3, 4, 32, 40) and x.dtype == np.float32 and label == 1
@@ -85,7 +101,7 @@ def test_video_dataset_items_labels_and_loop_padding(tree):
 
 
 def test_flow_dataset_reads_n_minus_one_pairs(tree):
-    dataset = VideoDataset(*tree, "training", Compose([ToFloat(255)]), TemporalCenterCrop(4), modality="flow")
+    dataset = VideoDataset(*tree, "training", Compose([]), TemporalCenterCrop(4), modality="flow")
     assert dataset.n_frames == [4, 2]
     x, _ = dataset[0]
     assert x.shape == (2, 4, 32, 40)

@@ -1,10 +1,12 @@
-"""Spatial sampling on whole clips: geometry, per-clip randomness, flow flip, normalisation."""
+"""Spatial sampling on whole clips: geometry, per-clip randomness, flow flip, normalisation, loading."""
+import cv2
 import numpy as np
 import pytest
 
 from core.config import load_config
+from core.frames import read_rgb_frames
 from core.spatial import (CORNER_CROP_SCALES, CenterCrop, Compose, CornerCrop, MultiScaleCornerCrop, Normalize,
-                          RandomHorizontalFlip, RandomResizedCrop, Scale, ToFloat, build_spatial, mean_std)
+                          RandomHorizontalFlip, RandomResizedCrop, Region, Scale, build_spatial, mean_std)
 
 
 def config(*overrides):
@@ -94,7 +96,7 @@ def test_seeded_training_transform_is_reproducible():
 
 def test_flow_flip_negates_x():
     clip = np.random.default_rng(3).integers(0, 256, (2, 4, 6, 2), dtype=np.uint8)
-    to_unit = Compose([ToFloat(), Normalize([0.5, 0.5], [0.5, 0.5])])
+    to_unit = Normalize([0.5, 0.5], [0.5, 0.5])
     flipped = Compose([RandomHorizontalFlip(p=1.0, flow=True), to_unit])(clip, np.random.default_rng(0))
     original = to_unit(clip)
     np.testing.assert_allclose(original, clip / 255 * 2 - 1, atol=1e-6)
@@ -102,13 +104,19 @@ def test_flow_flip_negates_x():
     np.testing.assert_allclose(flipped[..., 1], original[:, :, ::-1, 1], atol=1e-6)
 
 
-def test_to_float_and_normalize_values():
-    clip = np.full((1, 1, 1, 3), 255, np.uint8)
-    assert ToFloat(1)(clip)[0, 0, 0, 0] == pytest.approx(1.0)
-    assert ToFloat(255)(clip)[0, 0, 0, 0] == pytest.approx(255.0)
-    kinetics = Normalize(*mean_std(config()))(ToFloat(1)(clip))
+def test_normalize_values_and_channels_first_storage():
+    clip = np.full((2, 1, 1, 3), 255, np.uint8)
+    clip[1] = 0
+    assert Normalize([0] * 3, [1] * 3)(clip)[0, 0, 0, 0] == pytest.approx(1.0)
+    assert Normalize([0] * 3, [1] * 3, value_scale=255)(clip)[0, 0, 0, 0] == pytest.approx(255.0)
+    kinetics = Normalize(*mean_std(config()))(clip)
     np.testing.assert_allclose(kinetics[0, 0, 0], [(1 - 0.4345) / 0.2768, (1 - 0.4051) / 0.2713,
                                                    (1 - 0.3775) / 0.2737], rtol=1e-5)
+    np.testing.assert_allclose(kinetics[1, 0, 0], [-0.4345 / 0.2768, -0.4051 / 0.2713, -0.3775 / 0.2737], rtol=1e-5)
+    # value_scale 255 with mean/std scaled alike gives the same numbers.
+    np.testing.assert_allclose(Normalize(*mean_std(config("value_scale=255")), value_scale=255)(clip), kinetics,
+                               rtol=1e-5)
+    assert kinetics.transpose(3, 0, 1, 2).flags.c_contiguous
 
 
 def test_mean_std_options():
@@ -129,5 +137,62 @@ def test_i3d_inputs_span_minus_one_to_one():
 def test_inference_nocrop_keeps_the_aspect_ratio():
     transform = build_spatial(config("sample_size=16", "inference_crop=nocrop"), train=False, inference=True)
     assert transform(np.zeros((2, 32, 40, 3), np.uint8)).shape == (2, 16, 20, 3)
-    assert transform.min_short_side == 16
-    assert build_spatial(config("sample_size=16", "train_crop=corner"), train=True).min_short_side == 32
+
+
+def test_region_reduction_is_what_the_resize_shrinks_anyway():
+    # kenshohara's full-height corner crop of a 320 x 240 frame to 112: shrunk 2.14x, so decoded at 1/2.
+    full_height = Region(0, 80, 240, 240, 112, 112)
+    assert full_height.reduction() == 2
+    assert full_height.reduced(2) == Region(0, 40, 120, 120, 112, 112)
+    assert Region(39, 119, 201, 201, 112, 112).reduction() == 1
+    assert Region(0, 0, 480, 500, 112, 112).reduction() == 4
+    assert Region(0, 0, 64, 64, 112, 112).reduction() == 1  # enlarged
+    # Odd edges round to the nearest reduced pixel.
+    assert Region(3, 5, 230, 231, 112, 112).reduced(2) == Region(2, 2, 114, 116, 112, 112)
+
+
+@pytest.fixture(scope="module")
+def jpeg_video(tmp_path_factory):
+    """6 frames of 48 x 64 smooth gradients with a moving blob, as quality-95 JPEGs."""
+    video_dir = tmp_path_factory.mktemp("video")
+    rows, cols = np.mgrid[:48, :64]
+    for t in range(1, 7):
+        frame = np.stack([rows * 4, cols * 3, np.full_like(rows, 40 * t)], axis=-1)
+        frame[(rows - 20) ** 2 + (cols - 10 * t) ** 2 < 60] = 255
+        cv2.imwrite(str(video_dir / f"image_{t:05d}.jpg"), frame.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return str(video_dir)
+
+
+def load(transform, video_dir, indices, seed):
+    reductions = []
+
+    def read(reduction, each):
+        reductions.append(reduction)
+        return read_rgb_frames(video_dir, indices, reduction, each)
+
+    return transform.load(read, (48, 64), np.random.default_rng(seed)), reductions
+
+
+def test_load_at_full_resolution_equals_transforming_decoded_frames(jpeg_video):
+    frames = read_rgb_frames(jpeg_video, [1, 2, 3, 2])
+    for train in (False, True):
+        transform = build_spatial(config("sample_size=16", "train_crop=random"), train=train)
+        transform.reduced_decoding = False
+        for seed in range(4):
+            loaded, reductions = load(transform, jpeg_video, [1, 2, 3, 2], seed)
+            assert reductions == [1]
+            np.testing.assert_array_equal(loaded, transform(frames, np.random.default_rng(seed)))
+
+
+def test_training_load_decodes_reduced_when_the_crop_shrinks_anyway(jpeg_video):
+    frames = read_rgb_frames(jpeg_video, range(1, 7))
+    # A 48 x 48 corner crop to 16 (3x) decodes at 1/2; values stay close to full decoding.
+    train = Compose([MultiScaleCornerCrop(16, scales=(1.0,)), RandomHorizontalFlip()], reduced_decoding=True)
+    for seed in range(5):
+        loaded, reductions = load(train, jpeg_video, range(1, 7), seed)
+        assert reductions == [2]
+        exact = train(frames, np.random.default_rng(seed)).astype(float)
+        assert np.abs(loaded - exact).mean() < 3
+    # Validation (no reduced decoding) reads full frames even though Scale shrinks 3x.
+    validation = build_spatial(config("sample_size=16"), train=False)
+    assert load(validation, jpeg_video, [1], 0)[1] == [1]
