@@ -7,6 +7,7 @@ import paddle
 import pytest
 import torch
 
+from backends.paddle import mkl_cpu_type
 from backends.paddle.models import MODELS, build_model
 from backends.paddle.weights import load_numpy_state, load_pretrained, to_numpy_state
 from backends.torch.models import build_model as build_torch_model
@@ -96,6 +97,38 @@ def test_batchnorm_momentum_means_the_same_as_torch(arch, torch_momentum):
     assert np.abs(after - before).max() > 10 * np.abs(after - expected).max()  # it moved, and as torch did
     np.testing.assert_allclose(after, expected, rtol=0, atol=1e-5)
     # (Paddle keeps the biased batch variance in running_var, PyTorch the unbiased one: not compared.)
+
+
+@pytest.mark.parametrize("arch, head", [("resnet18", "fc"), ("r2plus1d_18", "fc"), ("i3d", "logits.conv3d")])
+def test_initial_weights_are_distributed_as_in_torch(arch, head):
+    # Each framework draws its own numbers; their spread must agree: He normal (fan out) convs and
+    # torch's default uniform heads for the ResNets, torch's default uniform everywhere in I3D.
+    paddle.seed(0)
+    torch.manual_seed(0)
+    state = to_numpy_state(build_model(arch, n_classes=5, widen_factor=0.25))
+    expected = torch_numpy_state(build_torch_model(arch, n_classes=5, widen_factor=0.25))
+    for name, value in expected.items():
+        if value.std() == 0:  # BatchNorm constants
+            np.testing.assert_array_equal(state[name], value, err_msg=name)
+        elif value.size >= 500:
+            assert abs(state[name].std() / value.std() - 1) < 0.15, name
+    weight = state[f"{head}.weight"]
+    bound = 1 / np.sqrt(weight.size / 5)  # uniform in +-1/sqrt(fan_in), bias too
+    for values in (weight, state[f"{head}.bias"]):
+        assert 0.5 * bound < np.abs(values).max() <= bound
+    assert abs(weight.std() / (bound / np.sqrt(3)) - 1) < 0.15
+
+
+@pytest.mark.parametrize("vendor, flags, cpu_type", [
+    ("AuthenticAMD", "fma avx2 avx512f", "5"),
+    ("AuthenticAMD", "sse4_2 avx", None),
+    ("GenuineIntel", "fma avx2 avx512f", None),
+])
+def test_mkl_cpu_type_from_cpuinfo(tmp_path, vendor, flags, cpu_type):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 {flags}\n\n")
+    assert mkl_cpu_type(str(cpuinfo)) == cpu_type
+    assert mkl_cpu_type(str(tmp_path / "missing")) is None
 
 
 def test_load_numpy_state_lists_every_misfit():

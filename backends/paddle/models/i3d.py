@@ -10,7 +10,7 @@ from paddle import nn
 
 from core.archs import I3D_BN_EPS, I3D_BN_MOMENTUM, I3D_ENDPOINTS, i3d_avg_pool_kernel, mixed_out_channels, \
     same_padding, scaled
-from .resnet import BatchNorm3D
+from .resnet import BatchNorm3D, torch_default_init
 
 
 def pad_same(x, kernel, stride):
@@ -87,6 +87,10 @@ class InceptionI3d(nn.Layer):
                 channels = mixed_out_channels(widths)
         self.dropout = nn.Dropout(dropout)
         self.logits = Unit3D(channels, n_classes, activation_fn=None, use_batch_norm=False, use_bias=True)
+        # piergiaj's convs keep PyTorch's default initialisation.
+        for layer in self.sublayers():
+            if isinstance(layer, nn.Conv3D):
+                torch_default_init(layer)
 
     def forward(self, x):
         for name, _ in I3D_ENDPOINTS:

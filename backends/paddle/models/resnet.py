@@ -108,8 +108,19 @@ def make_layer(block, in_planes, planes, blocks, shortcut_type, stride=1):
     return nn.Sequential(*layers), out_planes
 
 
+def torch_default_init(layer):
+    """PyTorch's default initialisation of a Linear or Conv3D: weight (kaiming_uniform(a=sqrt(5))) and bias
+    uniform in +-1/sqrt(fan_in). Paddle's own defaults start wider: Xavier Linear weights (2.4x the torch
+    spread for the demo's head), He-normal conv weights (2.4x) and zero biases."""
+    fan_in = layer.weight.shape[0] if isinstance(layer, nn.Linear) else math.prod(layer.weight.shape[1:])
+    bound = 1 / math.sqrt(fan_in)
+    for param in (layer.weight, layer.bias):
+        if param is not None:
+            nn.initializer.Uniform(-bound, bound)(param)
+
+
 def init_weights(model):
-    """kenshohara's initialisation: He normal (fan out) convs, unit BatchNorms."""
+    """kenshohara's initialisation: He normal (fan out) convs, unit BatchNorms, PyTorch's default fc."""
     for m in model.sublayers():
         if isinstance(m, nn.Conv3D):
             # Paddle 3.0's KaimingNormal has no mode argument: pass the fan-out as its fan.
@@ -118,6 +129,8 @@ def init_weights(model):
         elif isinstance(m, nn.BatchNorm3D):
             nn.initializer.Constant(1.0)(m.weight)
             nn.initializer.Constant(0.0)(m.bias)
+        elif isinstance(m, nn.Linear):
+            torch_default_init(m)
 
 
 class ResNet(nn.Layer):
