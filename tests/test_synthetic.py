@@ -65,13 +65,14 @@ def test_a_single_frame_does_not_tell_the_class():
 
 def test_motion_tells_the_class():
     black = np.zeros((64, 64, 3), np.float32)
-    for class_index, (sign_x, sign_y) in zip((0, 1, 6, 7), ((-1, 0), (1, 0), (0, -1), (0, 1))):
+    directions = {"MoveLeft": (-1, 0), "MoveRight": (1, 0), "MoveUp": (0, -1), "MoveDown": (0, 1)}
+    for class_index, (sign_x, sign_y) in ((MOTIONS.index(m), d) for m, d in directions.items()):
         for video in range(3):
             clip = render(class_index, video, size=64, frames=2, background=black).astype(np.float32).mean(-1)
             (dx, dy), _ = cv2.phaseCorrelate(clip[0], clip[1])  # circular shift, as the shapes wrap around
             assert 1.8 < dx * sign_x + dy * sign_y < 3.2 and abs(dx * sign_y + dy * sign_x) < 0.3
     # Growing and shrinking shapes change their area in opposite directions (between cycle resets).
-    for class_index, sign in ((4, 1), (5, -1)):
+    for class_index, sign in ((MOTIONS.index("Grow"), 1), (MOTIONS.index("Shrink"), -1)):
         areas = [(render(class_index, v, size=64, frames=3, background=black).mean(-1) > 20).sum((1, 2))
                  for v in range(6)]
         steps = np.sign(np.concatenate([np.diff(a) for a in areas]))
