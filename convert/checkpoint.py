@@ -79,7 +79,9 @@ def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="ne
     log(f"read {src}: {checkpoint.arch}({kwargs}), layout {checkpoint.layout}, "
         f"{len(checkpoint.state)} arrays")
     if checkpoint.dropped:
-        log(f"dropping training state (not needed to run or fine-tune the model): {', '.join(checkpoint.dropped)}")
+        more = len(checkpoint.dropped) - 10
+        log(f"dropping training state (not needed to run or fine-tune the model): {', '.join(checkpoint.dropped[:10])}"
+            + (f" and {more} more" if more > 0 else ""))
     if drop_head:
         if n_classes is None:
             raise ValueError("--drop-head needs --n_classes N: the number of classes of the new head")

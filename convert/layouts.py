@@ -22,8 +22,9 @@ from core.archs import ARCHS
 from core.state_dict import drop_batch_counters, strip_prefix
 
 PADDLE_NAME_TABLE = "StructuredToParameterName@@"
-# What MindSpore training adds to a .ckpt next to the weights (optimizer moments, counters).
-_MINDSPORE_OPTIMIZER_PREFIXES = ("moments.", "moment1.", "moment2.", "accum.")
+# What MindSpore training adds to a .ckpt next to the weights (optimizer moments, counters; our
+# MindSporeEngine's `optimizer.*` state and its text entries arch, epoch, scheduler, config).
+_MINDSPORE_OPTIMIZER_PREFIXES = ("moments.", "moment1.", "moment2.", "accum.", "optimizer.")
 _MINDSPORE_TRAINING_SCALARS = {"learning_rate", "global_step", "momentum", "beta1_power", "beta2_power",
                                "epoch_num", "step_num", "scale_sense", "current_iterator_step",
                                "last_overflow_iterator_step"}
@@ -71,11 +72,16 @@ def _parameters(tree, source):
 
 def _read_flat(tree, fmt, source):
     tree = {name: value for name, value in tree.items() if name != PADDLE_NAME_TABLE}
-    dropped = [name for name in tree if name in _MINDSPORE_TRAINING_SCALARS
-               or name.startswith(_MINDSPORE_OPTIMIZER_PREFIXES)] if fmt.name == "ckpt" else []
+    if fmt.name != "ckpt":
+        return fmt.from_native(_parameters(tree, source)), Meta()
+    text = {name: value for name, value in tree.items() if isinstance(value, str)}
+    dropped = [name for name in tree if name in text or name in _MINDSPORE_TRAINING_SCALARS
+               or name.startswith(_MINDSPORE_OPTIMIZER_PREFIXES)]
     for name in dropped:
         del tree[name]
-    return fmt.from_native(_parameters(tree, source)), Meta(dropped=dropped)
+    arch = text.get("arch") if text.get("arch") in ARCHS else None
+    epoch = int(text["epoch"]) if text.get("epoch", "").isdigit() else None
+    return fmt.from_native(_parameters(tree, source)), Meta(arch, epoch, dropped)
 
 
 def _write_flat(state, fmt, meta):

@@ -23,7 +23,7 @@ from convert.__main__ import main as convert_main
 from convert.verify import verify
 from core import safe_pickle
 from core.archs import ARCHS
-from core.state_dict import StateDictMismatch
+from core.state_dict import StateDictMismatch, to_mindspore
 from tests.community import write_kenshohara_pth, write_piergiaj_pt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -271,6 +271,22 @@ def test_mindspore_training_state_is_dropped_with_a_notice(tmp_path):
     notices = []
     convert(str(tmp_path / "train.ckpt"), str(tmp_path / "r.npz"), log=notices.append)
     assert any("moments.conv1.weight, learning_rate, global_step" in notice for notice in notices)
+    assert_same_state(read_checkpoint(str(tmp_path / "r.npz")).state, state)
+
+
+def test_mindspore_engine_checkpoint_gives_its_arch_and_epoch_and_drops_the_rest(tmp_path):
+    # What MindSporeEngine.save writes: parameters, `optimizer.*` state, text entries.
+    state = seeded_state("resnet18", **CASES["resnet18"])
+    params = [{"name": name, "data": mindspore.Tensor(value)} for name, value in to_mindspore(state).items()]
+    params += [{"name": "optimizer.accum.conv1.weight", "data": mindspore.Tensor(state["conv1.weight"])},
+               {"name": "optimizer.global_step", "data": mindspore.Tensor(np.int32(7))}]
+    mindspore.save_checkpoint(params, str(tmp_path / "save_3.ckpt"),
+                              append_dict={"arch": "resnet18", "epoch": "3", "scheduler": "{}", "config": "{}"})
+    notices = []
+    written = convert(str(tmp_path / "save_3.ckpt"), str(tmp_path / "r.npz"), log=notices.append)
+    assert (written.arch, written.epoch) == ("resnet18", 3)
+    assert any("optimizer.accum.conv1.weight, optimizer.global_step, arch, epoch, scheduler, config" in notice
+               for notice in notices)
     assert_same_state(read_checkpoint(str(tmp_path / "r.npz")).state, state)
 
 
