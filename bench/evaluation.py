@@ -4,8 +4,8 @@
 
 The synthetic set (core.synthetic, 128 px, 48 frames; 8 videos per class;
 its test list, 20 videos) is extracted and annotated once; each backend, in its own process,
-saves the configs/synthetic.yaml model (resnet18 at width 0.25, 16 x 56 x 56
-clips) with seeded random weights through its engine, loads it with its
+saves the configs/synthetic.yaml model (the demo's narrow ResNet-10 and its clips)
+with seeded random weights through its engine, loads it with its
 build_predictor and runs the full evaluation (sliding-window clips, data
 loading with n_threads workers, val.json, scores and confusion plot).
 """
@@ -80,7 +80,7 @@ def main(argv=None):
     results = {fw: run_module("bench.evaluation", "--worker", fw, "--repeats", args.repeats) for fw in args.frameworks}
     relative = {fw: r["videos_per_second"] / results["torch"]["videos_per_second"]
                 for fw, r in results.items()} if "torch" in results else {}
-    write_result("evaluation", {"config": "configs/synthetic.yaml (resnet18 width 0.25, 16x56x56, stride 8)",
+    write_result("evaluation", {"config": "configs/synthetic.yaml (the demo's model, clips and windows)",
                                 "repeats": args.repeats, "backends": results, "relative_to_torch": relative})
 
 

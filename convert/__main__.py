@@ -1,8 +1,8 @@
 """Convert 3D-CNN checkpoints between PyTorch, PaddlePaddle and MindSpore.
 
 Formats (from the extension, or --from / --to): pth (.pth, .pt: PyTorch), pdparams (Paddle),
-ckpt (MindSpore), npz and safetensors (framework-free interchange). Only the frameworks of the
-two formats involved are imported; .pdparams, .npz and .safetensors need none.
+ckpt (MindSpore), npz and safetensors (framework-free interchange). Only .pth imports its
+framework (torch); .ckpt, .pdparams, .npz and .safetensors are read and written without one.
 
 Layouts (--layout-in is detected when left out; --layout-out defaults to neutral):
   neutral           flat parameter dict in the framework's own spelling (any format)
