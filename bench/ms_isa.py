@@ -3,15 +3,15 @@
     python -m bench.ms_isa [--steps 3] [--batch 4] [--size 56] [--frames 16] [--width 0.25]
 
 Each setting runs in its own process (oneDNN reads ONEDNN_MAX_CPU_ISA once) and times
-MindSporeEngine.train_batch of a small 3D ResNet-18 after one warm-up step. Writes
-bench/results/ms_isa.json with the seconds per step and speedup = all / AVX2.
+MindSporeEngine.train_batch of a small 3D ResNet-18 after one warm-up step, as bench.ms_mode
+does (each timing ends by reading a weight back). Writes bench/results/ms_isa.json with the
+seconds per step and speedup = all / AVX2.
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
-import time
 
 from bench.common import write_result
 
@@ -19,22 +19,21 @@ SETTINGS = {"all": "ALL", "avx2": "AVX2"}
 
 
 def time_steps(args):
-    import numpy as np
-
     from backends.mindspore.engine import MindSporeEngine
+    from bench.ms_mode import random_batch, seconds_per_step
     from core.config import load_config
     config = load_config(None, ["device=cpu", "model_depth=18", "n_classes=10", f"resnet_widen_factor={args.width}",
                                 f"sample_size={args.size}", f"sample_duration={args.frames}"], ())
     engine = MindSporeEngine(config)
     engine.begin_epoch(1, True)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(args.batch, 3, args.frames, args.size, args.size)).astype(np.float32)
-    y = rng.integers(0, 10, args.batch)
-    engine.train_batch(x, y)
-    started = time.perf_counter()
-    for _ in range(args.steps):
+    x, y = random_batch(config, args.batch)
+    sync = engine.model.fc.weight.asnumpy
+
+    def train():
         engine.train_batch(x, y)
-    return (time.perf_counter() - started) / args.steps
+
+    seconds_per_step(train, 1, sync)
+    return seconds_per_step(train, args.steps, sync)
 
 
 def main():
@@ -54,7 +53,7 @@ def main():
     for name, isa in SETTINGS.items():
         done = subprocess.run([sys.executable, "-m", "bench.ms_isa", "--child"] + sys.argv[1:], check=True,
                               env={**os.environ, "ONEDNN_MAX_CPU_ISA": isa}, capture_output=True, text=True)
-        step_s[name] = round(json.loads(done.stdout.strip().splitlines()[-1]), 4)
+        step_s[name] = json.loads(done.stdout.strip().splitlines()[-1])
     write_result("ms_isa", {"settings": {k: v for k, v in vars(args).items() if k != "child"},
                             "onednn_max_cpu_isa": SETTINGS, "step_s": step_s,
                             "speedup": round(step_s["all"] / step_s["avx2"], 1)})

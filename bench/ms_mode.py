@@ -3,7 +3,7 @@
     python -m bench.ms_mode [--steps 5] [--warmup 1] [--batch 16]
 
 Times MindSporeEngine.train_batch (forward, backward, SGD update) and eval_batch on random
-16 x 56 x 56 clips of the configs/synthetic.yaml model (3D ResNet-10 at width 0.25) after
+clips of the configs/synthetic.yaml model and clip size (3D ResNet-10 at width 0.25) after
 warm-up steps; the first step (graph mode compiles there) is reported apart. Each timing ends
 by reading a parameter back: launches may be asynchronous, and the loss can be ready before
 the optimizer update is done. Writes bench/results/ms_mode.json with the seconds per step of
@@ -31,8 +31,18 @@ def seconds_per_step(step, steps, sync):
     return round((time.perf_counter() - started) / steps, 4)
 
 
-def time_mode(mode, args, x, y):
-    engine = MindSporeEngine(load_config(CONFIG, [f"ms_mode={mode}", "device=cpu"], ()))
+def random_batch(config, batch):
+    """Seeded random clips of the config's size and labels of its classes."""
+    rng = np.random.default_rng(0)
+    size = config["sample_size"]
+    x = rng.normal(size=(batch, 3, config["sample_duration"], size, size)).astype(np.float32)
+    return x, rng.integers(0, config["n_classes"], batch)
+
+
+def time_mode(mode, args):
+    config = load_config(CONFIG, [f"ms_mode={mode}", "device=cpu"], ())
+    engine = MindSporeEngine(config)
+    x, y = random_batch(config, args.batch)
     sync = engine.model.fc.weight.asnumpy
 
     def train():
@@ -57,10 +67,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first")
     parser.add_argument("--batch", type=int, default=16, help="clips per step (the demo's batch_size: 16)")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(args.batch, 3, 16, 56, 56)).astype(np.float32)
-    y = rng.integers(0, 5, args.batch)
-    modes = {mode: time_mode(mode, args, x, y) for mode in ("pynative", "graph")}
+    modes = {mode: time_mode(mode, args) for mode in ("pynative", "graph")}
     write_result("ms_mode", {"settings": {**vars(args), "config": "configs/synthetic.yaml"},
                              "mindspore": ms.__version__, "device": ms.get_context("device_target"), **modes,
                              "graph_speedup": round(modes["pynative"]["step_s"] / modes["graph"]["step_s"], 2)})
