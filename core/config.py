@@ -91,7 +91,13 @@ SCHEMA = {
     "batchnorm_sync": Key(bool, False, "SyncBatchNorm in distributed training"),
 }
 
-REQUIRED_PATHS = ("video_path", "annotation_path")
+# The frames root each modality reads; a run never reads the other one (a flow run needs no video_path).
+FRAMES_ROOT = {"rgb": "video_path", "flow": "flow_path"}
+
+
+def required_paths(modality):
+    """The path keys a training or evaluation run of `modality` must have: the annotation and its frames."""
+    return ("annotation_path", FRAMES_ROOT[modality])
 
 
 class Config(dict):
@@ -152,10 +158,12 @@ def parse_override(text):
     return key.strip(), yaml.safe_load(raw) if raw.strip() else None
 
 
-def load_config(path=None, overrides=(), require_paths=REQUIRED_PATHS):
+def load_config(path=None, overrides=(), require_paths=None):
     """Read a YAML config, apply `key=value` overrides and validate.
 
-    `require_paths` names the path keys that must be set and exist on disk.
+    `require_paths` names the path keys that must be set and exist on disk
+    (None: `required_paths(modality)`). Any other path that is set must exist,
+    except the frames root of the modality the run does not read.
     """
     raw = {}
     if path is not None:
@@ -170,21 +178,24 @@ def load_config(path=None, overrides=(), require_paths=REQUIRED_PATHS):
             raise ConfigError(f"{path}: expected a mapping of keys to values")
     where = path or "<no config file>"
     values = {k: spec.default for k, spec in SCHEMA.items()}
+    sources = {}  # key -> where its value came from, for the messages of the path checks
     entries = [(k, v, where) for k, v in raw.items()]
     entries += [(*parse_override(o), "--set") for o in overrides]
     for key, value, source in entries:
         if key not in SCHEMA:
             raise ConfigError(f"{source}: unknown key '{key}'" + _suggest(key))
         values[key] = _coerce(key, value, source)
+        sources[key] = source
+    if require_paths is None:
+        require_paths = required_paths(values["modality"])
     for key in require_paths:
-        value = values[key]
-        if value is None:
+        if not values[key]:
             raise ConfigError(f"{where}: required key '{key}' is not set")
-        if not os.path.exists(value):
-            raise ConfigError(f"{where}: key '{key}' points to {value!r}, which does not exist")
+    unread = set(FRAMES_ROOT.values()) - {FRAMES_ROOT[values["modality"]]} - set(require_paths)
     for key, spec in SCHEMA.items():
-        if spec.type is PATH and key not in require_paths and values[key] and not os.path.exists(values[key]):
-            raise ConfigError(f"{where}: key '{key}' points to {values[key]!r}, which does not exist")
+        value = values[key]
+        if spec.type is PATH and value and key not in unread and not os.path.exists(value):
+            raise ConfigError(f"{sources[key]}: key '{key}' points to {value!r}, which does not exist")
     config = Config(values)
     config.source = where
     return config
@@ -213,7 +224,7 @@ def describe_schema():
     return "\n".join(lines)
 
 
-def config_from_args(args, require_paths=REQUIRED_PATHS):
+def config_from_args(args, require_paths=None):
     """Turn parsed `--config/--set` arguments into a Config; exit with a message on error."""
     if args.help_config:
         print(describe_schema())
