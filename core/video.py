@@ -9,6 +9,10 @@ Container headers often lack the frame count (.mkv, .webm) or get it wrong
 (truncated files, packed bitstreams), so `probe` counts frames by decoding:
 its `n_frames` always equals the number of frames `iter_frames` yields.
 Files that cannot be decoded raise `VideoError`, whose message names the file.
+So do files that decode fewer intact frames than their headers promise (the
+frame count, else duration x frame rate) by more than max(2 frames, 5%):
+cut-short downloads and files damaged in the middle, whose decoder would
+otherwise skip or conceal the lost part without a word.
 """
 import os
 from dataclasses import dataclass
@@ -51,19 +55,34 @@ def _decode(path):
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or stream.guessed_rate or 25)
-        n_decoded = 0
+        n_decoded = n_damaged = 0
         try:
             for frame in container.decode(stream):
                 time = frame.time if frame.time is not None else n_decoded / fps
                 yield fps, time, frame
                 n_decoded += 1
+                n_damaged += frame.is_corrupt  # decoded with errors the decoder concealed
         except av.error.FFmpegError as error:
             raise VideoError(path, f"decoding failed after {n_decoded} frames: {error.strerror or error}") from error
         if n_decoded == 0:
             raise VideoError(path, "no frames could be decoded")
-        # A few missing frames are normal (packed bitstreams); losing most of them means the file was cut short.
-        if stream.frames and n_decoded < stream.frames / 2:
-            raise VideoError(path, f"truncated: the header declares {stream.frames} frames, only {n_decoded} decode")
+        expected = _expected_frames(container, stream, fps)
+        n_intact = n_decoded - n_damaged
+        # A frame or two may legitimately go missing (packed bitstreams, edit lists, rounded durations).
+        if expected and n_intact < expected - max(2, 0.05 * expected):
+            damaged = f" ({n_damaged} more damaged)" if n_damaged else ""
+            raise VideoError(path, f"truncated or corrupt: decoded {n_intact} of about {expected} frames{damaged}")
+
+
+def _expected_frames(container, stream, fps):
+    """Frames the headers promise: the stream's frame count, else its or the container's duration x fps."""
+    if stream.frames:
+        return stream.frames
+    if stream.duration is not None and stream.time_base:
+        return round(float(stream.duration * stream.time_base) * fps)
+    if container.duration is not None:
+        return round(container.duration / av.time_base * fps)
+    return None
 
 
 def probe(path):

@@ -1,4 +1,5 @@
 """Tiny test videos: real encoded files, a few frames of 32-48 pixels."""
+import av
 import numpy as np
 
 from core.synthetic import make_background, render_clip, write_video
@@ -24,3 +25,26 @@ def write_truncated(path, source, fraction=0.5):
     data = open(source, "rb").read()
     with open(path, "wb") as f:
         f.write(data[:int(len(data) * fraction)])
+
+
+def write_corrupted(path, source, start=0.375, end=0.625):
+    """Copy source to path with the bytes from `start` to `end` (fractions of the size) zeroed: a damaged disk."""
+    data = bytearray(open(source, "rb").read())
+    first, last = int(len(data) * start), int(len(data) * end)
+    data[first:last] = bytes(last - first)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def write_faststart(path, source):
+    """Remux an .mp4 with its index (moov) before the frames, as streaming sites serve them; return path.
+
+    Cut short, such a file still opens: only the frames after the cut are lost.
+    """
+    with av.open(str(source)) as src, av.open(str(path), "w", options={"movflags": "faststart"}) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:  # the demuxer's final empty packet
+                packet.stream = stream
+                dst.mux(packet)
+    return path

@@ -7,7 +7,7 @@ import cv2
 import pytest
 
 from core.extract_frames import MARKER, Outcome, detect_layout, extract_dataset, list_videos, main
-from tests._data_videos import write_tiny_video, write_truncated
+from tests._data_videos import write_corrupted, write_faststart, write_tiny_video, write_truncated
 from tests.conftest import CRICKET_GIF, ROOT
 
 
@@ -76,6 +76,30 @@ def test_bad_files_are_reported_and_skipped(tmp_path, capsys):
     assert_extracted(dst / "Jump" / "good_a", 8)
     assert_extracted(dst / "Run" / "good_b", 6)
     assert sorted(os.listdir(dst / "Jump")) == ["good_a"] and sorted(os.listdir(dst / "Run")) == ["good_b"]
+
+
+def test_truncated_and_damaged_videos_are_reported_and_skipped(tmp_path, capsys):
+    # Files that open and decode part of their frames: the decoder alone would not complain.
+    src, dst, originals = tmp_path / "videos", tmp_path / "frames", tmp_path / "originals"
+    (src / "Kick").mkdir(parents=True)
+    originals.mkdir()
+    for extension in ("avi", "mkv", "webm", "mp4"):
+        write_tiny_video(originals / f"whole.{extension}", n_frames=40)
+    write_faststart(src / "Kick" / "good_faststart.mp4", originals / "whole.mp4")
+    write_tiny_video(src / "Kick" / "good.mkv", n_frames=40)
+    write_truncated(src / "Kick" / "cut_faststart.mp4", src / "Kick" / "good_faststart.mp4", 0.8)
+    write_truncated(src / "Kick" / "cut_mkv.mkv", originals / "whole.mkv", 0.8)
+    write_truncated(src / "Kick" / "cut_webm.webm", originals / "whole.webm", 0.5)
+    write_corrupted(src / "Kick" / "damaged.avi", originals / "whole.avi")
+    assert main([str(src), str(dst), "--size", "0"]) == 1
+    output = capsys.readouterr().out
+    assert "extracted 2 videos, skipped 0 already extracted, 4 failed" in output
+    for name in ("cut_faststart.mp4", "cut_mkv.mkv", "cut_webm.webm", "damaged.avi"):
+        assert f"failed: {src / 'Kick' / name}: truncated or corrupt: decoded " in output
+    assert output.count("of about 40 frames") == 4
+    assert sorted(os.listdir(dst / "Kick")) == ["good", "good_faststart"]
+    assert_extracted(dst / "Kick" / "good", 40)
+    assert_extracted(dst / "Kick" / "good_faststart", 40)
 
 
 def test_cli_exit_status_and_help(tmp_path):

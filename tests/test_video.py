@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from core.video import VideoError, VideoInfo, iter_frames, probe, resize_short_side
-from tests._data_videos import write_tiny_video, write_truncated
+from tests._data_videos import write_corrupted, write_faststart, write_tiny_video, write_truncated
 from tests.conftest import CRICKET_GIF
 
 
@@ -39,9 +39,18 @@ def test_fps_resampling_repeats_or_drops_frames():
     assert all(np.array_equal(faster[k], source[k // 2]) for k in range(158))
 
 
+TRUNCATED = "truncated or corrupt: decoded"
+
+
 @pytest.mark.parametrize("name, make, reason", [
     ("cut.mp4", lambda p, good: write_truncated(p, good("mp4"), 0.6), "not a readable video"),
-    ("cut.avi", lambda p, good: write_truncated(p, good("avi"), 0.6), "truncated"),
+    ("cut.avi", lambda p, good: write_truncated(p, good("avi"), 0.6), TRUNCATED),
+    # No frame count in these headers: the duration (1.6 s at 25 fps) says how many frames to expect.
+    ("cut.mkv", lambda p, good: write_truncated(p, good("mkv"), 0.8), TRUNCATED),
+    ("cut.webm", lambda p, good: write_truncated(p, good("webm"), 0.5), TRUNCATED),
+    ("cut_faststart.mp4", lambda p, good: write_truncated(p, write_faststart(p.with_name("f.mp4"), good("mp4")), 0.8),
+     TRUNCATED),
+    ("middle_zeroed.avi", lambda p, good: write_corrupted(p, good("avi")), TRUNCATED),
     ("empty.avi", lambda p, good: p.write_bytes(b""), "empty file"),
     ("notes.mkv", lambda p, good: p.write_text("not a video\n" * 20), "not a readable video"),
     ("missing.mp4", lambda p, good: None, "no such file"),
@@ -49,7 +58,7 @@ def test_fps_resampling_repeats_or_drops_frames():
 def test_bad_files_raise_video_error_naming_the_file(tmp_path, name, make, reason):
     def good(extension):
         path = tmp_path / f"good.{extension}"
-        write_tiny_video(path, n_frames=16)
+        write_tiny_video(path, n_frames=40)
         return path
 
     path = tmp_path / name
@@ -57,6 +66,8 @@ def test_bad_files_raise_video_error_naming_the_file(tmp_path, name, make, reaso
     with pytest.raises(VideoError) as error:
         probe(path)
     assert error.value.path == str(path) and str(path) in str(error.value) and reason in error.value.reason
+    if reason == TRUNCATED:
+        assert "of about 40 frames" in error.value.reason
     with pytest.raises(VideoError):
         list(iter_frames(path))
 
