@@ -4,6 +4,7 @@
     python -m core.annotations hmdb51 SPLITS_DIR FRAMES_ROOT DST_DIR     # -> DST_DIR/hmdb51_{1,2,3}.json
     python -m core.annotations kinetics CSV_DIR FRAMES_ROOT DST_JSON
     python -m core.annotations folders VIDEO_ROOT FRAMES_ROOT DST_JSON [--test-subset validation|testing]
+    (each also takes --no-markers, see below)
 
 The output matches kenshohara/3D-ResNets-PyTorch's util_scripts (ucf101_json.py, hmdb51_json.py,
 kinetics_json.py) field for field:
@@ -22,8 +23,12 @@ kinetics_json.py) field for field:
             test, ...); no split files needed. Labels sorted; ids follow core.extract_frames (an id
             present in several splits becomes <split>_<id>). test folders map to --test-subset.
 
-n_frames counts the image_*.jpg files in FRAMES_ROOT/<label>/<video_id>. A listed video without
-frames is left out with a warning that names it. Video ids are file names without their extension.
+n_frames counts the image_*.jpg files in FRAMES_ROOT/<label>/<video_id>, a folder that
+core.extract_frames finished (its .done marker records that count). A listed video without frames,
+or with a folder left half-written by an interrupted extraction, is left out with a warning that
+names it: run core.extract_frames again to finish those. Frames from other tools (kenshohara's
+generate_video_jpgs.py) carry no markers: --no-markers counts every folder as it is. Video ids are
+file names without their extension.
 """
 import argparse
 import csv
@@ -35,7 +40,7 @@ import sys
 
 from tqdm import tqdm
 
-from core.extract_frames import UNLABELED, count_frames, list_videos
+from core.extract_frames import MARKER, UNLABELED, count_frames, is_finished, list_videos
 
 SUBSETS = {"train": "training", "training": "training",
            "val": "validation", "valid": "validation", "validation": "validation"}
@@ -56,27 +61,38 @@ def _read_rows(path):
         return [line.split() for line in f if line.strip()]
 
 
-def add_segments(data, frames_root, source=""):
-    """Set each video's segment [1, n_frames + 1]; drop and report videos without frames. Returns the dropped ids."""
+def _warn_left_out(video_ids, problem):
+    if video_ids:
+        listed = ", ".join(video_ids[:MAX_LISTED]) + (f" and {len(video_ids) - MAX_LISTED} more"
+                                                         if len(video_ids) > MAX_LISTED else "")
+        print(f"warning: {len(video_ids)} videos {problem} and are left out: {listed}", file=sys.stderr)
+
+
+def add_segments(data, frames_root, source="", markers=True):
+    """Set each video's segment [1, n_frames + 1]; drop and report videos without finished frame folders.
+
+    With `markers`, a folder counts only when core.extract_frames finished it (is_finished); without,
+    any frames count (folders written by other tools). Returns the dropped ids.
+    """
     database = data["database"]
-    missing = []
+    missing, unfinished = [], []
     for video_id, entry in tqdm(list(database.items()), desc="count frames", unit="video", leave=False):
-        label = entry["annotations"].get("label", UNLABELED)
-        n_frames = count_frames(os.path.join(frames_root, label, video_id))
-        if n_frames:
+        frames_dir = os.path.join(frames_root, entry["annotations"].get("label", UNLABELED), video_id)
+        n_frames = count_frames(frames_dir)
+        if n_frames and (not markers or is_finished(frames_dir)):
             entry["annotations"]["segment"] = [1, n_frames + 1]
-        else:
-            missing.append(video_id)
-            del database[video_id]
-    if missing:
-        listed = ", ".join(missing[:MAX_LISTED]) + (f" and {len(missing) - MAX_LISTED} more"
-                                                       if len(missing) > MAX_LISTED else "")
-        print(f"warning: {len(missing)} videos listed in {source or 'the split files'} have no frames under "
-              f"{frames_root} and are left out: {listed}", file=sys.stderr)
-    return missing
+            continue
+        (unfinished if n_frames else missing).append(video_id)
+        del database[video_id]
+    source = source or "the split files"
+    _warn_left_out(missing, f"listed in {source} have no frames under {frames_root}")
+    _warn_left_out(unfinished, f"listed in {source} have unfinished frame folders under {frames_root} (no {MARKER} "
+                               f"marker with their frame count: rerun core.extract_frames; frames from another tool "
+                               f"need --no-markers)")
+    return missing + unfinished
 
 
-def ucf101(splits_dir, frames_root, split_index):
+def ucf101(splits_dir, frames_root, split_index, markers=True):
     """One UCF-101 split as kenshohara's ucf101_json.py builds it."""
     labels = [row[1] for row in _read_rows(os.path.join(splits_dir, "classInd.txt"))]
     database = {}
@@ -85,7 +101,7 @@ def ucf101(splits_dir, frames_root, split_index):
             label = row[0].split("/")[0]
             database[_video_id(row[0])] = _entry(subset, label)
     data = {"labels": labels, "database": database}
-    add_segments(data, frames_root, f"{splits_dir} split {split_index}")
+    add_segments(data, frames_root, f"{splits_dir} split {split_index}", markers)
     return data
 
 
@@ -93,7 +109,7 @@ def _hmdb51_label(file_name):
     return file_name.rsplit("_", 2)[0]  # "brush_hair_test_split1.txt" -> "brush_hair"
 
 
-def hmdb51(splits_dir, frames_root, split_index):
+def hmdb51(splits_dir, frames_root, split_index, markers=True):
     """One HMDB-51 split as kenshohara's hmdb51_json.py builds it."""
     split_files = sorted(glob.glob(os.path.join(splits_dir, "*_test_split[0-9].txt")))
     labels = sorted({_hmdb51_label(os.path.basename(path)) for path in split_files})
@@ -106,7 +122,7 @@ def hmdb51(splits_dir, frames_root, split_index):
                 subset = "training" if row[1] == "1" else "validation"
                 database[_video_id(row[0])] = _entry(subset, _hmdb51_label(os.path.basename(path)))
     data = {"labels": labels, "database": database}
-    add_segments(data, frames_root, f"{splits_dir} split {split_index}")
+    add_segments(data, frames_root, f"{splits_dir} split {split_index}", markers)
     return data
 
 
@@ -123,7 +139,7 @@ def _kinetics_id(row):
     return "{}_{:06d}_{:06d}".format(row["youtube_id"], int(float(row["time_start"])), int(float(row["time_end"])))
 
 
-def kinetics(csv_dir, frames_root):
+def kinetics(csv_dir, frames_root, markers=True):
     """Kinetics as kenshohara's kinetics_json.py builds it."""
     train_rows = _kinetics_rows(os.path.join(csv_dir, "kinetics_train.csv"))
     labels = list(dict.fromkeys(row["label"] for row in train_rows))
@@ -135,11 +151,11 @@ def kinetics(csv_dir, frames_root):
         for row in train_rows if subset == "training" else _kinetics_rows(csv_path):
             database[_kinetics_id(row)] = _entry(subset, None if subset == "testing" else row["label"])
     data = {"labels": labels, "database": database}
-    add_segments(data, frames_root, csv_dir)
+    add_segments(data, frames_root, csv_dir, markers)
     return data
 
 
-def folders(video_root, frames_root, test_subset="validation"):
+def folders(video_root, frames_root, test_subset="validation", markers=True):
     """Split folders <split>/<class>/<video> of the original videos, like a fight-detection dataset."""
     subsets = dict(SUBSETS, test=test_subset, testing=test_subset)
     videos, duplicates = list_videos(video_root, "splits")
@@ -152,7 +168,7 @@ def folders(video_root, frames_root, test_subset="validation"):
     labels = sorted({v.label for v in videos})
     database = {v.video_id: _entry(subsets[v.split.lower()], v.label) for v in videos}
     data = {"labels": labels, "database": database}
-    add_segments(data, frames_root, video_root)
+    add_segments(data, frames_root, video_root, markers)
     return data
 
 
@@ -172,17 +188,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m core.annotations", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="dataset", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--no-markers", dest="markers", action="store_false",
+                        help=f"count frame folders without the {MARKER} marker of core.extract_frames "
+                             "(frames extracted by another tool)")
     for name, source_help in (("ucf101", "folder with classInd.txt, trainlist0N.txt, testlist0N.txt"),
                               ("hmdb51", "folder with <class>_test_split{1,2,3}.txt")):
-        command = commands.add_parser(name, help=f"{name} split files -> one JSON per split")
+        command = commands.add_parser(name, parents=[common], help=f"{name} split files -> one JSON per split")
         command.add_argument("splits_dir", help=source_help)
         command.add_argument("frames_root", help="extracted frames <root>/<class>/<video_id>/image_00001.jpg")
         command.add_argument("dst_dir", help="folder for the JSON files")
-    command = commands.add_parser("kinetics", help="Kinetics CSVs -> one JSON")
+    command = commands.add_parser("kinetics", parents=[common], help="Kinetics CSVs -> one JSON")
     command.add_argument("csv_dir", help="folder with kinetics_train.csv, kinetics_val.csv (, kinetics_test.csv)")
     command.add_argument("frames_root", help="extracted frames <root>/<class>/<video_id>/image_00001.jpg")
     command.add_argument("dst_json", help="output JSON file")
-    command = commands.add_parser("folders", help="split folders of the original videos -> one JSON")
+    command = commands.add_parser("folders", parents=[common], help="split folders of the original videos -> one JSON")
     command.add_argument("video_root", help="original videos <root>/<split>/<class>/<video>")
     command.add_argument("frames_root", help="extracted frames <root>/<class>/<video_id>/image_00001.jpg")
     command.add_argument("dst_json", help="output JSON file")
@@ -198,12 +218,12 @@ def main(argv=None):
             if not indices:
                 raise ValueError(f"{args.splits_dir}: no {args.dataset} split files found")
             outputs = {os.path.join(args.dst_dir, "ucf101_{:02d}.json".format(i) if args.dataset == "ucf101"
-                                    else f"hmdb51_{i}.json"): build(args.splits_dir, args.frames_root, i)
+                                    else f"hmdb51_{i}.json"): build(args.splits_dir, args.frames_root, i, args.markers)
                        for i in indices}
         elif args.dataset == "kinetics":
-            outputs = {args.dst_json: kinetics(args.csv_dir, args.frames_root)}
+            outputs = {args.dst_json: kinetics(args.csv_dir, args.frames_root, args.markers)}
         else:
-            outputs = {args.dst_json: folders(args.video_root, args.frames_root, args.test_subset)}
+            outputs = {args.dst_json: folders(args.video_root, args.frames_root, args.test_subset, args.markers)}
     except (OSError, ValueError, KeyError) as error:
         parser.error(f"{type(error).__name__}: {error}")
     for path, data in outputs.items():

@@ -140,3 +140,26 @@ def test_cli_help():
     run = subprocess.run([sys.executable, "-m", "core.annotations", "folders", "--help"],
                          cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0 and "--test-subset {validation,testing}" in run.stdout
+
+
+def test_unfinished_frame_folders_are_left_out(tmp_path, capsys):
+    splits, frames = tmp_path / "splits", tmp_path / "jpg"
+    write_lines(splits / "classInd.txt", ["1 Run"])
+    write_lines(splits / "trainlist01.txt", ["Run/done.avi 1", "Run/interrupted.avi 1", "Run/stale.avi 1",
+                                             "Run/absent.avi 1"])
+    write_lines(splits / "testlist01.txt", [])
+    make_frames(frames, {"Run/done": 4, "Run/interrupted": 3, "Run/stale": 5})
+    (frames / "Run" / "interrupted" / ".done").unlink()  # killed before the marker was written
+    (frames / "Run" / "stale" / ".done").write_text("9")  # the marker of an earlier, longer extraction
+    assert ucf101(str(splits), str(frames), 1)["database"] == {
+        "done": {"subset": "training", "annotations": {"label": "Run", "segment": [1, 5]}}}
+    err = capsys.readouterr().err
+    assert f"1 videos listed in {splits} split 1 have no frames under {frames} and are left out: absent" in err
+    assert (f"2 videos listed in {splits} split 1 have unfinished frame folders under {frames} (no .done marker"
+            in err and err.rstrip().endswith("need --no-markers) and are left out: interrupted, stale"))
+
+    # Frames from another tool have no markers at all: --no-markers counts them as they are.
+    main(["ucf101", "--no-markers", str(splits), str(frames), str(tmp_path / "json")])
+    segments = {video_id: entry["annotations"]["segment"] for video_id, entry
+                in json.loads((tmp_path / "json" / "ucf101_01.json").read_text())["database"].items()}
+    assert segments == {"done": [1, 5], "interrupted": [1, 4], "stale": [1, 6]}
