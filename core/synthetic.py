@@ -18,8 +18,10 @@ wrap around the frame edges and size changes are sawtooth cycles with a random p
 every frame's appearance distribution identical across classes.
 
 Clip c of group g has the same background in every class, so backgrounds carry no class
-information; the first groups form the test list, so test backgrounds are never seen in training. Videos cycle through the containers (avi: MPEG-4 Part 2,
-mp4 and mkv: H.264, webm: VP9). The same seed gives the same decoded pixels.
+information; the first groups form the test list (a third of the groups, at least one, so
+--videos-per-class needs at least 5), and test backgrounds are never seen in training. Videos
+cycle through the containers (avi: MPEG-4 Part 2, mp4 and mkv: H.264, webm: VP9). The same seed
+gives the same decoded pixels.
 """
 import argparse
 import math
@@ -131,13 +133,18 @@ def make_dataset(dst, classes=5, videos_per_class=120, seed=0, size=48, frames=3
     """Write the videos and UCF-101 style split files under `dst`; return the video paths."""
     if not 1 <= classes <= len(MOTIONS):
         raise ValueError(f"classes must be between 1 and {len(MOTIONS)}, got {classes}")
-    if size % 2:
-        raise ValueError(f"size must be even (the codecs use 4:2:0 chroma), got {size}")
+    if size <= 0 or size % 2:
+        raise ValueError(f"size must be positive and even (the codecs use 4:2:0 chroma), got {size}")
+    if frames < 1:
+        raise ValueError(f"frames must be at least 1, got {frames}")
+    if videos_per_class <= CLIPS_PER_GROUP:
+        raise ValueError(f"videos per class (--videos-per-class) must be at least {CLIPS_PER_GROUP + 1}: "
+                         f"the first group of {CLIPS_PER_GROUP} clips is the test list, got {videos_per_class}")
     unknown = [c for c in containers if "." + c not in CODECS]
     if unknown:
         raise ValueError(f"unsupported containers {unknown}, use some of {[e[1:] for e in CODECS]}")
     n_groups = math.ceil(videos_per_class / CLIPS_PER_GROUP)
-    n_test_groups = max(1, n_groups // 3) if n_groups > 1 else 0
+    n_test_groups = max(1, n_groups // 3)
 
     os.makedirs(os.path.join(dst, "splits"), exist_ok=True)
     paths, train_lines, test_lines = [], [], []
@@ -175,7 +182,8 @@ def main(argv=None):
     parser.add_argument("dst", help="output folder (videos/ and splits/ are created inside)")
     parser.add_argument("--classes", type=int, default=5, help=f"number of classes, 1..{len(MOTIONS)}")
     parser.add_argument("--videos-per-class", type=int, default=120,
-                        help="videos per class (a 3D CNN from scratch needs about a hundred to learn the motions)")
+                        help="videos per class, at least 5 (a 3D CNN from scratch needs about a hundred to learn "
+                             "the motions)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same pixels")
     parser.add_argument("--size", type=int, default=48, help="frame height and width in pixels (even)")
     parser.add_argument("--frames", type=int, default=32, help="frames per video")

@@ -2,8 +2,9 @@ import os
 
 import cv2
 import numpy as np
+import pytest
 
-from core.synthetic import MOTIONS, make_background, make_dataset, render_clip
+from core.synthetic import MOTIONS, main, make_background, make_dataset, render_clip
 from core.video import iter_frames
 
 
@@ -77,3 +78,18 @@ def test_motion_tells_the_class():
                  for v in range(6)]
         steps = np.sign(np.concatenate([np.diff(a) for a in areas]))
         assert (steps == sign).mean() >= 0.75
+
+
+def test_every_class_has_test_and_training_videos(tmp_path, capsys):
+    # 5 videos: group 1 (4 clips) is the test list, group 2 (1 clip) the training list.
+    make_dataset(str(tmp_path / "five"), classes=2, videos_per_class=5, size=32, frames=2, containers=("avi",))
+    splits = tmp_path / "five" / "splits"
+    assert (splits / "trainlist01.txt").read_text().split() == ["MoveLeft/v_MoveLeft_g02_c01.avi", "1",
+                                                                "MoveRight/v_MoveRight_g02_c01.avi", "2"]
+    assert [line.split("/")[0] for line in (splits / "testlist01.txt").read_text().split()] == \
+        ["MoveLeft"] * 4 + ["MoveRight"] * 4
+    # With 4 or fewer every video would be in one list: refused before anything is written.
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "four"), "--videos-per-class", "4"])
+    assert "--videos-per-class) must be at least 5" in capsys.readouterr().err
+    assert not (tmp_path / "four").exists()
