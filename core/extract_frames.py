@@ -235,6 +235,12 @@ def main(argv=None):
                         help="how SRC is organised (see above)")
     parser.add_argument("--csv", default=None, help="CSV listing the videos (Kinetics or video,label columns)")
     args = parser.parse_args(argv)
+    if not 1 <= args.quality <= 100:
+        parser.error(f"--quality must be between 1 and 100, got {args.quality}")
+    if args.fps is not None and args.fps <= 0:
+        parser.error(f"--fps must be positive, got {args.fps}")
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
     try:
         summary = extract_dataset(args.src, args.dst, args.size, args.fps, args.quality, args.workers,
                                   args.layout, args.csv)

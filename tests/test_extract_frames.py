@@ -188,3 +188,14 @@ def test_flat_folder_with_csv(tmp_path, header, rows):
         ("riding a bike/abc_000010_000020", 4), ("juggling/xyz_000000_000010", 5), ("test/tst_000005_000015", 6)]
     assert len(summary.failed) == 1 and "gone_000001_000002" in summary.failed[0].video
     assert "no such file" in summary.failed[0].reason
+
+
+@pytest.mark.parametrize("option, value, message", [("--quality", "0", "--quality must be between 1 and 100, got 0"),
+                                                    ("--quality", "101", "between 1 and 100, got 101"),
+                                                    ("--fps", "-5", "--fps must be positive"),
+                                                    ("--workers", "0", "--workers must be at least 1")])
+def test_bad_options_are_refused(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as exit_status:
+        main([str(tmp_path), str(tmp_path / "frames"), option, value])
+    assert exit_status.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "frames").exists()
