@@ -5,7 +5,7 @@ sliding-window clip of every video of a subset is scored; a video's score
 is the mean of its clips' softmax (kenshohara's inference), and the mean of
 its clips' logits is kept for logit-sum fusion. Outputs in result_path:
 `val.json` (kenshohara's format, top-k), `scores_<tag>.npz` (core.scores,
-read by core.fuse), `confusion_<tag>.png`.
+read by core.fuse), `confusion_<tag>.png` (of the labelled videos; none without any).
 """
 import os
 
@@ -20,35 +20,28 @@ from core.scores import Scores, save_scores
 
 
 def score_videos(config, predict, subset, desc="evaluate"):
-    """Run every clip of `subset` through `predict`; return (Scores, clip accuracy top-1, top-5)."""
+    """Run every clip of `subset` through `predict`; return (Scores, clip accuracy top-1, top-5).
+
+    Every clip's logits are kept (float32, clips x classes) for core.metrics.video_scores.
+    """
     dataset = evaluation_set(config, subset)
     batch_size = config["inference_batch_size"] or config["batch_size"]
     loader = BatchLoader(dataset, batch_size, shuffle=False, seed=config["manual_seed"],
                          n_workers=config["n_threads"], drop_last=False)
+    batches = [(np.asarray(predict(x), np.float32), y, video_index)
+               for x, y, video_index in tqdm(loader, desc=desc, dynamic_ncols=True, disable=None)]
+    logits, labels, videos = (np.concatenate(field) for field in zip(*batches))
     n_videos = len(dataset.video_ids)
-    n_classes = len(dataset.class_names)
-    logit_sums = np.zeros((n_videos, n_classes), np.float64)
-    prob_sums = np.zeros((n_videos, n_classes), np.float64)
-    clip_counts = np.zeros(n_videos, np.int64)
-    clip_top1 = clip_top5 = n_labelled = 0
-    for x, y, video_index in tqdm(loader, desc=desc, dynamic_ncols=True, disable=None):
-        logits = np.asarray(predict(x), np.float64)
-        np.add.at(logit_sums, video_index, logits)
-        np.add.at(prob_sums, video_index, metrics.softmax(logits))
-        np.add.at(clip_counts, video_index, 1)
-        labelled = np.asarray(y) >= 0  # testing videos (label -1) have no accuracy
-        if labelled.any():
-            y, logits = np.asarray(y)[labelled], logits[labelled]
-            clip_top1 += metrics.topk_accuracy(logits, y, 1) * len(y)
-            clip_top5 += metrics.topk_accuracy(logits, y, min(5, n_classes)) * len(y)
-            n_labelled += len(y)
-    counts = np.maximum(clip_counts, 1)[:, None]
     scores = Scores(video_ids=list(dataset.video_ids), labels=np.asarray(dataset.labels),
                     class_names=list(dataset.class_names),
-                    logits=(logit_sums / counts).astype(np.float32), probs=(prob_sums / counts).astype(np.float32))
-    if not n_labelled:
+                    logits=metrics.video_scores(logits, videos, n_videos).astype(np.float32),
+                    probs=metrics.video_scores(metrics.softmax(logits), videos, n_videos).astype(np.float32))
+    labelled = labels >= 0  # testing videos (label -1) have no accuracy
+    if not labelled.any():
         return scores, float("nan"), float("nan")
-    return scores, clip_top1 / n_labelled, clip_top5 / n_labelled
+    logits, labels = logits[labelled], labels[labelled]
+    return (scores, metrics.topk_accuracy(logits, labels, 1),
+            metrics.topk_accuracy(logits, labels, min(5, len(dataset.class_names))))
 
 
 def write_outputs(config, scores, tag):
@@ -59,8 +52,11 @@ def write_outputs(config, scores, tag):
                            scores.class_names, config["output_topk"])
     save_scores(os.path.join(result_path, f"scores_{tag}.npz"), scores.video_ids, scores.labels,
                 scores.class_names, scores.logits, scores.probs)
-    cm = metrics.confusion_matrix(scores.labels, scores.probs.argmax(1), len(scores.class_names))
-    metrics.plot_confusion_matrix(cm, scores.class_names, os.path.join(result_path, f"confusion_{tag}.png"))
+    labelled = scores.labels >= 0  # testing videos (label -1) have no place in a confusion matrix
+    if labelled.any():
+        cm = metrics.confusion_matrix(scores.labels[labelled], scores.probs[labelled].argmax(1),
+                                      len(scores.class_names))
+        metrics.plot_confusion_matrix(cm, scores.class_names, os.path.join(result_path, f"confusion_{tag}.png"))
 
 
 def evaluate(config, predict, tag="rgb", subset=None, log=print):

@@ -36,9 +36,16 @@ def video_scores(clip_scores, video_indices, n_videos):
 
 
 def confusion_matrix(labels, predictions, n_classes):
-    """Counts: row = true class, column = predicted class."""
+    """Counts: row = true class, column = predicted class; every label and prediction in [0, n_classes)."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    for name, values in (("labels", labels), ("predictions", predictions)):
+        outside = values[(values < 0) | (values >= n_classes)]
+        if outside.size:
+            # np.add.at would count -1 (an unlabelled video) in the last row.
+            raise ValueError(f"confusion matrix of {n_classes} classes: {name} outside [0, {n_classes}): "
+                             f"{sorted(set(outside.tolist()))}")
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(labels), np.asarray(predictions)), 1)
+    np.add.at(cm, (labels, predictions), 1)
     return cm
 
 

@@ -4,6 +4,9 @@ import json
 import numpy as np
 import pytest
 
+from core.scores import Scores, load_scores
+
+from core import evaluation
 from core.metrics import (confusion_matrix, mean_class_accuracy, plot_confusion_matrix, softmax, topk_accuracy,
                           video_scores, write_val_json)
 
@@ -35,6 +38,31 @@ def test_confusion_matrix_and_mean_class_accuracy():
     assert mean_class_accuracy(SCORES, LABELS) == pytest.approx(1 / 6)
     # Classes absent from the labels do not count.
     assert mean_class_accuracy(SCORES[:2], LABELS[:2]) == pytest.approx(0.5)
+
+
+def test_confusion_matrix_rejects_labels_outside_the_classes():
+    # -1 (an unlabelled video) would otherwise be counted in the last row.
+    with pytest.raises(ValueError, match=r"labels outside \[0, 3\): \[-1\]"):
+        confusion_matrix([0, -1, 2], [0, 1, 2], 3)
+    with pytest.raises(ValueError, match=r"predictions outside \[0, 3\): \[3, 4\]"):
+        confusion_matrix([0, 1, 2], [4, 3, 4], 3)
+
+
+def test_write_outputs_leaves_unlabelled_videos_out_of_the_confusion_matrix(tmp_path, monkeypatch):
+    plotted = []
+    monkeypatch.setattr(evaluation.metrics, "plot_confusion_matrix", lambda cm, names, path: plotted.append(cm))
+    probs = SCORES.astype(np.float32)
+    config = {"result_path": str(tmp_path), "output_topk": 2}
+    evaluation.write_outputs(config, Scores(["v1", "v2", "v3", "v4"], np.array([1, -1, 0, -1]), ["a", "b", "c"],
+                                            probs, probs), "rgb")
+    # v1 (b, predicted b) and v3 (a, predicted c); v2 and v4 have no label.
+    np.testing.assert_array_equal(plotted[0], [[0, 0, 1], [0, 1, 0], [0, 0, 0]])
+    assert load_scores(str(tmp_path / "scores_rgb.npz")).labels.tolist() == [1, -1, 0, -1]
+    # No labelled video at all: val.json and the scores, no plot.
+    evaluation.write_outputs(config, Scores(["v2"], np.array([-1]), ["a", "b", "c"], probs[1:2], probs[1:2]),
+                             "flow")
+    assert len(plotted) == 1
+    assert json.loads((tmp_path / "val_flow.json").read_text())["results"]["v2"][0]["label"] == "a"
 
 
 def test_softmax_is_stable_and_normalised():
