@@ -3,9 +3,10 @@
 The annotation file is kenshohara's JSON (``labels`` and ``database``, each
 video with its ``subset`` and ``annotations: {label, segment: [1, n + 1]}``);
 the frames of a video are at ``<video_path>/<label>/<video_id>/``. As in the
-reference, a video of the subset whose folder does not exist is skipped (the
-count is reported on stderr), and a video without a label (test subset) is
-looked for under ``<video_path>/test/`` and gets label -1.
+reference, clips are sampled from the frames ``range(*segment)``, a video of
+the subset whose folder does not exist is skipped (the count is reported on
+stderr), and a video without a label (test subset) is looked for under
+``<video_path>/test/`` and gets label -1.
 
 Items are ``float32 C x T x H x W`` clips. Random sampling of item ``i`` in
 epoch ``e`` draws from ``np.random.default_rng([seed, e, i])``, so a clip
@@ -13,11 +14,11 @@ depends neither on the worker process that loads it nor on where training
 resumed.
 
 Flow modality: the folders are under the config's ``flow_path`` instead of
-``video_path``, named by ``flow_template`` (core.flow writes them). A video
-of N frames has N - 1 flow pairs; the temporal sampling runs over pairs
-``1 .. N - 1`` and loop-pads like RGB. The sets built from a config yield
-2 x T x H x W flow (x, y) in [-1, 1]; their horizontal flip negates x
-(core.spatial).
+``video_path``, named by ``flow_template`` (core.flow writes them). Pair i
+is the motion from frame i to i + 1, so a segment ``[s, e)`` has the pairs
+``s .. e - 2``; the temporal sampling runs over them and loop-pads like RGB.
+The sets built from a config yield 2 x T x H x W flow (x, y) in [-1, 1];
+their horizontal flip negates x (core.spatial).
 """
 import functools
 import json
@@ -36,7 +37,7 @@ class AnnotationError(ValueError):
 
 
 def load_annotations(annotation_path, subset):
-    """(class_names, [(video_id, label name or None, n_frames), ...]) of `subset`, in file order."""
+    """(class_names, [(video_id, label name or None, (first frame, last frame + 1)), ...]) of `subset`."""
     try:
         with open(annotation_path) as f:
             data = json.load(f)
@@ -49,7 +50,10 @@ def load_annotations(annotation_path, subset):
             segment = annotation.get("segment")
             if segment is None:
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has no 'segment'")
-            videos.append((video_id, annotation.get("label"), segment[1] - segment[0]))
+            if not (isinstance(segment, list) and len(segment) == 2 and all(type(i) is int for i in segment)):
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has segment {segment!r}, expected "
+                                      "[first frame, last frame + 1] (integers)")
+            videos.append((video_id, annotation.get("label"), tuple(segment)))
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise AnnotationError(f"{annotation_path}: not a valid annotation file ({type(e).__name__}: {e})") from None
     return class_names, videos
@@ -75,14 +79,13 @@ class VideoDataset:
         self.frame_sizes = {}  # video index -> (height, width), read from a frame header once
         self.class_names, videos = load_annotations(annotation_path, subset)
         class_index = {name: i for i, name in enumerate(self.class_names)}
-        self.video_ids, self.labels, self.video_dirs, self.n_frames = [], [], [], []
+        self.video_ids, self.labels, self.video_dirs, self.first_frames, self.n_frames = [], [], [], [], []
         missing = []
-        for video_id, label, n_frames in videos:
+        for video_id, label, (first_frame, end_frame) in videos:
             if label is not None and label not in class_index:
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has label '{label}' not in 'labels'")
             video_dir = os.path.join(video_path, label if label is not None else "test", video_id)
-            if modality == "flow":
-                n_frames -= 1
+            n_frames = end_frame - first_frame - (modality == "flow")
             if not os.path.isdir(video_dir):
                 missing.append(video_dir)
                 continue
@@ -91,6 +94,7 @@ class VideoDataset:
             self.video_ids.append(video_id)
             self.labels.append(class_index[label] if label is not None else -1)
             self.video_dirs.append(video_dir)
+            self.first_frames.append(first_frame)
             self.n_frames.append(n_frames)
         if missing:
             print(f"{annotation_path}: {len(missing)} of {len(videos)} '{subset}' videos have no frame folder "
@@ -103,6 +107,11 @@ class VideoDataset:
 
     def __len__(self):
         return len(self.video_ids)
+
+    def frame_indices(self, video_index):
+        """The frames (RGB) or flow pairs of video `video_index` that clips are sampled from."""
+        first = self.first_frames[video_index]
+        return list(range(first, first + self.n_frames[video_index]))
 
     def rng(self, index):
         return np.random.default_rng([self.seed, self.epoch, index])
@@ -123,7 +132,7 @@ class VideoDataset:
 
     def __getitem__(self, index):
         rng = self.rng(index)
-        frame_indices = self.temporal(list(range(1, self.n_frames[index] + 1)), rng)
+        frame_indices = self.temporal(self.frame_indices(index), rng)
         return self.read_clip(index, frame_indices, rng), self.labels[index]
 
 
@@ -140,8 +149,8 @@ class EvalDataset(VideoDataset):
         super().__init__(*args, **kwargs)
         # Clips are fixed: computed once, with the rng of the video.
         self.clips = [(video_index, clip)
-                      for video_index, n_frames in enumerate(self.n_frames)
-                      for clip in self.temporal(list(range(1, n_frames + 1)), self.rng(video_index))]
+                      for video_index in range(len(self.video_ids))
+                      for clip in self.temporal(self.frame_indices(video_index), self.rng(video_index))]
         self.clips_per_video = np.bincount([v for v, _ in self.clips], minlength=len(self.video_ids))
 
     def __len__(self):

@@ -53,17 +53,24 @@ def flow_frame_name(template, index, axis):
     return template.format(*(index if spec else axis for spec in specs))
 
 
+def _frame_error(path, video_dir, problem):
+    return FrameError(f"video '{os.path.basename(video_dir)}': frame file {path} {problem}")
+
+
 def _check_exists(path, video_dir):
     if not os.path.isfile(path):
-        raise FrameError(f"video '{os.path.basename(video_dir)}': frame file {path} is missing")
+        raise _frame_error(path, video_dir, "is missing")
 
 
 def frame_size(video_dir, name):
     """(height, width) of frame file `name` of `video_dir`, from its header alone."""
     path = os.path.join(video_dir, name)
     _check_exists(path, video_dir)
-    with Image.open(path) as image:
-        width, height = image.size
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except OSError:  # e.g. PIL.UnidentifiedImageError, a subclass
+        raise _frame_error(path, video_dir, "cannot be decoded") from None
     return height, width
 
 
@@ -71,7 +78,7 @@ def _read(path, video_dir, flag):
     image = cv2.imread(path, flag)
     if image is None:
         _check_exists(path, video_dir)
-        raise FrameError(f"video '{os.path.basename(video_dir)}': frame file {path} cannot be decoded")
+        raise _frame_error(path, video_dir, "cannot be decoded")
     return image
 
 

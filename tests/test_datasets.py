@@ -2,6 +2,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -9,10 +11,12 @@ import pytest
 
 from core.config import load_config
 from core.datasets import EvalDataset, VideoDataset, evaluation_set, training_set, validation_set
+from core.evaluation import score_videos
 from core.frames import FrameError, flow_frame_name, frame_size, read_flow_frames, read_rgb_frames
 from core.loader import BatchLoader
 from core.spatial import Compose
-from core.temporal import TemporalCenterCrop
+from core.temporal import SlidingWindow, TemporalCenterCrop
+from tests.conftest import ROOT
 
 # video id -> (label, subset, number of frames); "v4" has no frame folder.
 VIDEOS = {"v1": ("a", "training", 5), "v2": ("b", "training", 3),
@@ -127,6 +131,11 @@ def test_missing_frame_error_names_video_and_file(tree, tmp_path):
         dataset[0]
     with pytest.raises(FrameError, match=r"video 'v1'.*image_00003\.jpg cannot be decoded"):
         read_rgb_frames(str(video_dir), [3])
+    # The first frame of a clip is also where the frame size is read from.
+    (video_dir / "image_00001.jpg").write_bytes(b"not a jpeg")
+    dataset = VideoDataset(annotation, str(broken), "training", Compose([]), TemporalCenterCrop(4))
+    with pytest.raises(FrameError, match=r"video 'v1'.*image_00001\.jpg cannot be decoded"):
+        dataset[0]
 
 
 def test_sampling_is_seeded_per_item_and_epoch(tree):
@@ -192,3 +201,62 @@ def test_batch_loader_eval_batches_and_worker_errors(tree, tmp_path):
     with BatchLoader(evaluation, batch_size=2, n_workers=2) as loader, \
             pytest.raises(FrameError, match=r"video 'gone'.*image_00001\.jpg is missing"):
         list(loader)
+
+
+def test_clips_come_from_the_annotated_segment(tmp_path):
+    # Frames 1..20 exist; the segment [5, 20] means frames 5..19 (range(*segment), as the reference reads them).
+    video_dir = tmp_path / "jpg" / "a" / "v1"
+    video_dir.mkdir(parents=True)
+    for i in range(1, 21):
+        cv2.imwrite(str(video_dir / f"image_{i:05d}.jpg"), np.full((8, 8, 3), (0, 0, 10 * i), np.uint8),
+                    [cv2.IMWRITE_JPEG_QUALITY, 100])
+        for axis, value in (("x", 10 * i), ("y", 250 - 10 * i)):
+            cv2.imwrite(str(video_dir / flow_frame_name("image_{:05d}{}.jpg", i, axis)),
+                        np.full((8, 8), value, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 100])
+    annotation = tmp_path / "annotation.json"
+    annotation.write_text(json.dumps({"labels": ["a"], "database": {
+        "v1": {"subset": "training", "annotations": {"label": "a", "segment": [5, 20]}}}}))
+
+    rgb = EvalDataset(str(annotation), str(tmp_path / "jpg"), "training", Compose([]), SlidingWindow(8))
+    assert [clip for _, clip in rgb.clips] == [list(range(5, 13)), list(range(13, 20)) + [13]]
+    np.testing.assert_allclose(rgb[1][0][0, :, 0, 0], [130, 140, 150, 160, 170, 180, 190, 130], atol=2)
+    # Flow pair i is frame i -> i + 1: the segment has pairs 5..18.
+    flow = EvalDataset(str(annotation), str(tmp_path / "jpg"), "training", Compose([]), SlidingWindow(8),
+                       modality="flow")
+    assert [clip for _, clip in flow.clips] == [list(range(5, 13)), list(range(13, 19)) + [13, 14]]
+    np.testing.assert_allclose(flow[0][0][:, :, 0, 0], [[10 * i for i in range(5, 13)],
+                                                        [250 - 10 * i for i in range(5, 13)]], atol=2)
+    training = VideoDataset(str(annotation), str(tmp_path / "jpg"), "training", Compose([]), TemporalCenterCrop(4))
+    # Centre of frames 5..19: begin 15 // 2 - 2 = 5 entries in, frame 10.
+    np.testing.assert_allclose(training[0][0][0, :, 0, 0], [100, 110, 120, 130], atol=2)
+
+
+def test_video_score_is_the_mean_of_its_clips_softmax(tree):
+    config = make_config(tree, "value_scale=255", "no_mean_norm=true", "no_std_norm=true", "n_threads=0",
+                         "inference_batch_size=2")
+
+    def predict(x):
+        # Red is 10 x the frame index: logits (mean frame index of the clip, 0).
+        frame_index = np.round(x[:, 0, :, 0, 0] / 10)
+        return np.stack([frame_index.mean(axis=1), np.zeros(len(x))], axis=1)
+
+    scores, clip_top1, clip_top5 = score_videos(config, predict, "training")
+    # Windows of 4 every 2: v1 (label a) -> frames 1-4 and 3-5+3 (means 2.5, 3.75); v2 (label b) -> 1-3+1 (1.75).
+    def share_of_a(logit_a):  # softmax of (logit_a, 0), first entry
+        return 1 / (1 + np.exp(-logit_a))
+
+    v1, v2 = (share_of_a(2.5) + share_of_a(3.75)) / 2, share_of_a(1.75)
+    np.testing.assert_allclose(scores.probs, [[v1, 1 - v1], [v2, 1 - v2]], rtol=1e-6)
+    np.testing.assert_allclose(scores.logits, [[3.125, 0], [1.75, 0]], rtol=1e-6)
+    assert scores.video_ids == ["v1", "v2"] and scores.labels.tolist() == [0, 1]
+    # Every clip predicts class a: right for v1's two clips, wrong for v2's one.
+    assert clip_top1 == pytest.approx(2 / 3) and clip_top5 == 1.0
+
+
+def test_core_data_modules_import_no_framework():
+    modules = ["core.datasets", "core.metrics", "core.evaluation", "core.eval_accuracy", "core.spatial",
+               "core.temporal", "core.frames"]
+    code = (f"import sys; import {', '.join(modules)}; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'paddle', 'mindspore'}))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
