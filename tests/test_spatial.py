@@ -49,6 +49,21 @@ def test_multi_scale_corner_crop_scales_and_shape():
     assert out.shape == (3, 8, 8, 3)
 
 
+def test_multi_scale_corner_crop_boxes():
+    # kenshohara's: side int(short side * scale) = int(27 * 0.5) = 13 (not round's 14), at a corner or the
+    # centre (round((27 - 13) / 2) = 7, round((36 - 13) / 2) = round(11.5) = 12). Output 13: no resizing.
+    clip = coordinate_clip(2, 27, 36)
+    crop = MultiScaleCornerCrop(13, scales=(0.5,))
+    corners = set()
+    for seed in range(40):
+        out = crop(clip, np.random.default_rng(seed))
+        top, left = out[0, 0, 0, :2]
+        assert out.shape == (2, 13, 13, 3)
+        np.testing.assert_array_equal(out, clip[:, top:top + 13, left:left + 13])
+        corners.add((int(top), int(left)))
+    assert corners == {(7, 12), (0, 0), (0, 23), (14, 0), (14, 23)}
+
+
 def test_random_resized_crop_box_respects_scale_and_ratio():
     crop = RandomResizedCrop(16, scale=(0.25, 1.0), ratio=(0.75, 1 / 0.75))
     for seed in range(50):
