@@ -19,8 +19,15 @@ def init():
     """Join the other processes; returns (rank, world size)."""
     rank, world_size, _ = launched()
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group()  # NCCL for CUDA tensors where there are GPUs, Gloo for CPU tensors
+        dist.init_process_group(backend=process_group_backend())
     return rank, world_size
+
+
+def process_group_backend():
+    """Gloo for CPU tensors, plus NCCL for CUDA tensors where there are GPUs. Named explicitly: with no
+    backend, torch creates only the accelerator's (NCCL) on a GPU machine, and then the CPU tensors of
+    all_reduce_sum, or a whole `device: cpu` run, fail ('No backend type associated with device type cpu')."""
+    return "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
 
 
 def all_reduce_sum(values):
