@@ -20,28 +20,30 @@ from core.scores import Scores, save_scores
 
 
 def score_videos(config, predict, subset, desc="evaluate"):
-    """Run every clip of `subset` through `predict`; return (Scores, clip accuracy top-1, top-5).
-
-    Every clip's logits are kept (float32, clips x classes) for core.metrics.video_scores.
-    """
+    """Run every clip of `subset` through `predict`; return (Scores, clip accuracy top-1, top-5)."""
     dataset = evaluation_set(config, subset)
     batch_size = config["inference_batch_size"] or config["batch_size"]
     loader = BatchLoader(dataset, batch_size, shuffle=False, seed=config["manual_seed"],
                          n_workers=config["n_threads"], drop_last=False)
-    batches = [(np.asarray(predict(x), np.float32), y, video_index)
-               for x, y, video_index in tqdm(loader, desc=desc, dynamic_ncols=True, disable=None)]
-    logits, labels, videos = (np.concatenate(field) for field in zip(*batches))
-    n_videos = len(dataset.video_ids)
+    n_videos, n_classes = len(dataset.video_ids), len(dataset.class_names)
+    logit_sums, prob_sums = metrics.VideoScoreSums(n_videos, n_classes), metrics.VideoScoreSums(n_videos, n_classes)
+    clip_top1 = clip_top5 = n_labelled = 0
+    for x, y, video_index in tqdm(loader, desc=desc, dynamic_ncols=True, disable=None):
+        logits = np.asarray(predict(x), np.float64)
+        logit_sums.add(logits, video_index)
+        prob_sums.add(metrics.softmax(logits), video_index)
+        labelled = y >= 0  # testing videos (label -1) have no accuracy
+        if labelled.any():
+            y, logits = y[labelled], logits[labelled]
+            clip_top1 += metrics.topk_accuracy(logits, y, 1) * len(y)
+            clip_top5 += metrics.topk_accuracy(logits, y, min(5, n_classes)) * len(y)
+            n_labelled += len(y)
     scores = Scores(video_ids=list(dataset.video_ids), labels=np.asarray(dataset.labels),
                     class_names=list(dataset.class_names),
-                    logits=metrics.video_scores(logits, videos, n_videos).astype(np.float32),
-                    probs=metrics.video_scores(metrics.softmax(logits), videos, n_videos).astype(np.float32))
-    labelled = labels >= 0  # testing videos (label -1) have no accuracy
-    if not labelled.any():
+                    logits=logit_sums.means().astype(np.float32), probs=prob_sums.means().astype(np.float32))
+    if not n_labelled:
         return scores, float("nan"), float("nan")
-    logits, labels = logits[labelled], labels[labelled]
-    return (scores, metrics.topk_accuracy(logits, labels, 1),
-            metrics.topk_accuracy(logits, labels, min(5, len(dataset.class_names))))
+    return scores, clip_top1 / n_labelled, clip_top5 / n_labelled
 
 
 def write_outputs(config, scores, tag):

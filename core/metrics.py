@@ -25,14 +25,29 @@ def topk_accuracy(scores, labels, k=1):
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 
+class VideoScoreSums:
+    """Per-video sums of clip scores, added batch by batch: evaluation keeps n_videos rows, not every clip."""
+
+    def __init__(self, n_videos, n_classes):
+        self.sums = np.zeros((n_videos, n_classes))
+        self.counts = np.zeros(n_videos, np.int64)
+
+    def add(self, clip_scores, video_indices):
+        np.add.at(self.sums, np.asarray(video_indices), np.asarray(clip_scores, dtype=np.float64))
+        np.add.at(self.counts, np.asarray(video_indices), 1)
+
+    def means(self):
+        """n_videos x n_classes; NaN rows for videos without clips."""
+        with np.errstate(invalid="ignore"):
+            return self.sums / self.counts[:, None]
+
+
 def video_scores(clip_scores, video_indices, n_videos):
     """Mean of the clip scores of each video: n_videos x n_classes (NaN rows for videos without clips)."""
-    clip_scores = np.asarray(clip_scores, dtype=np.float64)
-    sums = np.zeros((n_videos, clip_scores.shape[1]))
-    np.add.at(sums, np.asarray(video_indices), clip_scores)
-    counts = np.bincount(video_indices, minlength=n_videos)[:, None]
-    with np.errstate(invalid="ignore"):
-        return sums / counts
+    clip_scores = np.asarray(clip_scores)
+    sums = VideoScoreSums(n_videos, clip_scores.shape[1])
+    sums.add(clip_scores, video_indices)
+    return sums.means()
 
 
 def confusion_matrix(labels, predictions, n_classes):
