@@ -45,6 +45,7 @@ VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".gif", ".mov", ".m4v", ".m
                     ".flv", ".wmv", ".3gp", ".ogv")
 SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "test", "testing")
 FRAME_TEMPLATE = "image_{:05d}.jpg"
+SIZE = 240  # default shorter side of the frames, in pixels (core.flow uses it for video files too)
 MARKER = ".done"
 UNLABELED = "test"
 
@@ -168,7 +169,7 @@ def is_finished(frames_dir):
         return False
 
 
-def extract_video(video_path, frames_dir, size=240, fps=None, quality=95):
+def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95):
     """Write a video's frames to frames_dir (cleared first), then the completion marker; return the count."""
     shutil.rmtree(frames_dir, ignore_errors=True)
     os.makedirs(frames_dir)
@@ -200,7 +201,7 @@ def _extract_task(task):
         return "failed", Outcome(video.path, frames_dir, 0, str(error))
 
 
-def extract_dataset(src, dst, size=240, fps=None, quality=95, workers=1, layout="auto", csv=None):
+def extract_dataset(src, dst, size=SIZE, fps=None, quality=95, workers=1, layout="auto", csv=None):
     """Extract every video under src into dst/<class>/<video_id>/; return a Summary."""
     videos, duplicates = list_videos(src, layout, csv)
     summary = Summary()
@@ -227,7 +228,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("src", help="folder of videos")
     parser.add_argument("dst", help="output folder of frame folders")
-    parser.add_argument("--size", type=int, default=240, help="shorter side in pixels; 0 keeps the size")
+    parser.add_argument("--size", type=int, default=SIZE,
+                        help=f"shorter side in pixels (default {SIZE}); 0 keeps the size")
     parser.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality, 1..100")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")

@@ -1,6 +1,7 @@
 """Optical flow for the flow stream of two-stream and I3D models.
 
-    python -m core.flow SRC DST --method tvl1 --workers 2
+    python -m core.flow SRC DST [--method tvl1|farneback|dis] [--workers N] [--size N]
+                                [--template 'image_{:05d}{}.jpg'] [--bound 20] [--shard K --num-shards N]
 
 SRC holds one folder per class; in it each video is either a folder of RGB
 frames (<class>/<video_id>/image_00001.jpg, as core.extract_frames writes
@@ -11,14 +12,18 @@ image_00001y.jpg (MindSpore model zoo I3D), or 'flow_{}_{:05d}.jpg' ->
 flow_x_00001.jpg (dense_flow / MMAction).
 
 Frames are turned grayscale after the same short-side resize as the RGB
-frames (--size; frames already extracted at that size stay as they are).
-Each flow component is clipped to [-bound, bound] and mapped linearly to
+frames: by default frame folders keep their size (core.extract_frames has
+resized them already) and video files get a short side of 240, as
+core.extract_frames gives by default; --size N resizes both, --size 0 keeps
+both. Each flow component is clipped to [-bound, bound] and mapped linearly to
 0..255 (see `quantize`); at load time a value v means (v / 255 * 2 - 1) * bound.
 
-N frames give N - 1 pairs: flow k goes from frame k to frame k + 1. The
-dataset loader pads a flow clip by repeating when it asks for more pairs than
-a video has. (The model zoo's convert_rgb_to_flow.py instead writes N files,
-the first being frame 1 against itself, i.e. almost zero flow.)
+N frames give N - 1 pairs: flow k goes from frame k to frame k + 1, so the
+annotation segment [1, N + 1] of the RGB frames holds pairs 1 .. N - 1. When a
+clip asks for more pairs than a video has, the dataset loader loop-pads them
+as it does RGB frames: pairs 1, 2, 3 padded to 7 are 1, 2, 3, 1, 2, 3, 1.
+(The model zoo's convert_rgb_to_flow.py instead writes N files, the first
+being frame 1 against itself, i.e. almost zero flow.)
 
 TV-L1 (cv2.optflow.DualTVL1OpticalFlow_create) is the reference method; its
 options default to OpenCV's defaults, which is what the model zoo script
@@ -41,6 +46,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from core.extract_frames import SIZE as VIDEO_SIZE
 from core.frames import FLOW_TEMPLATE, RGB_TEMPLATE, flow_frame_name, read_rgb_frames
 from core.video import VideoError, iter_frames, resize_short_side
 
@@ -67,8 +73,14 @@ TVL1_PARAMS = {
 FARNEBACK_PARAMS = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 
 
+def _check_bound(bound):
+    if not bound > 0:
+        raise ValueError(f"bound must be positive, got {bound}")
+
+
 def quantize(flow, bound=20.0):
     """Float flow -> uint8: clip to [-bound, bound], map linearly to 0..255."""
+    _check_bound(bound)
     scaled = (np.clip(flow, -bound, bound) + bound) * (255.0 / (2 * bound))
     return np.round(scaled).astype(np.uint8)
 
@@ -130,18 +142,23 @@ def output_dir(src, dst, video):
     return os.path.join(dst, video)
 
 
-def iter_gray_frames(path, size):
-    """Grayscale uint8 frames of a frame folder or a video file, short side resized to `size` (0: keep)."""
+def iter_gray_frames(path, size=None):
+    """Grayscale uint8 frames of a frame folder or a video file, short side resized to `size` (0: keep).
+
+    size None keeps a frame folder's size and resizes a video file's frames as core.extract_frames does.
+    """
     if os.path.isdir(path):
         n_frames = len(glob.glob(os.path.join(path, RGB_TEMPLATE.replace("{:05d}", "[0-9]" * 5))))
         rgb_frames = (read_rgb_frames(path, [index])[0] for index in range(1, n_frames + 1))
+        size = 0 if size is None else size
     else:
         rgb_frames = iter_frames(path)
+        size = VIDEO_SIZE if size is None else size
     for rgb in rgb_frames:
         yield cv2.cvtColor(resize_short_side(rgb, size), cv2.COLOR_RGB2GRAY)
 
 
-def compute_video(src_path, out_dir, method="tvl1", size=240, template=FLOW_TEMPLATE,
+def compute_video(src_path, out_dir, method="tvl1", size=None, template=FLOW_TEMPLATE,
                   bound=20.0, quality=95, params=None):
     """Write the quantised flow of one video into out_dir; returns the number of pairs."""
     if os.path.exists(out_dir):
@@ -180,17 +197,25 @@ def _run_one(job):
         return video, 0, f"{type(e).__name__}: {e}"
 
 
-def compute_dataset(src, dst, method="tvl1", workers=1, size=240, template=FLOW_TEMPLATE,
+def compute_dataset(src, dst, method="tvl1", workers=1, size=None, template=FLOW_TEMPLATE,
                     bound=20.0, quality=95, shard=0, num_shards=1, params=None, progress=True):
     """Flow for every video of this shard of src; returns a summary dict.
 
     Video k of the sorted list belongs to shard k % num_shards. The summary
     has 'videos' (in this shard), 'computed', 'skipped' (already done),
     'failed' ([(video, reason)]), 'pairs' (written now) and 'seconds'.
+    Bad options raise ValueError before any video is read.
     """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if num_shards < 1:
+        raise ValueError(f"the number of shards must be at least 1, got {num_shards}")
     if not 0 <= shard < num_shards:
         raise ValueError(f"shard {shard} is not in 0..{num_shards - 1}")
-    flow_estimator(method, **(params or {}))  # fail early on bad options and templates
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be between 1 and 100, got {quality}")
+    _check_bound(bound)
+    flow_estimator(method, **(params or {}))
     flow_frame_name(template, 1, "x")
     start = time.time()
     videos = list_videos(src)[shard::num_shards]
@@ -214,16 +239,25 @@ def compute_dataset(src, dst, method="tvl1", workers=1, size=240, template=FLOW_
     return summary
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Docstring paragraphs as written; defaults shown, except None, which the option's help explains."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m core.flow", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    title, synopsis, details = __doc__.split("\n\n", 2)
+    parser = argparse.ArgumentParser(prog="python -m core.flow", description=f"{title}\n\n{synopsis}",
+                                     epilog=details, formatter_class=_HelpFormatter)
     parser.add_argument("src", help="frame root (<class>/<video_id>/image_00001.jpg) or video root "
                                     "(<class>/<video file>)")
     parser.add_argument("dst", help="output root: <class>/<video_id>/<template files>")
     parser.add_argument("--method", choices=METHODS, default="tvl1", help="flow algorithm")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="worker processes")
-    parser.add_argument("--size", type=int, default=240, help="short side of the frames before flow (0: keep)")
+    parser.add_argument("--size", type=int, default=None,
+                        help=f"short side of the frames before flow; 0 keeps the size (default: frame folders keep "
+                             f"theirs, video files get {VIDEO_SIZE})")
     parser.add_argument("--template", default=FLOW_TEMPLATE,
                         help="file names: '{:05d}' is the pair index (from 1), '{}' the axis x or y")
     parser.add_argument("--bound", type=float, default=20.0, help="flow is clipped to [-bound, bound] pixels")
@@ -241,9 +275,12 @@ def main(argv=None):
     params = {name: getattr(args, name) for name in TVL1_PARAMS} if args.method == "tvl1" else None
     if not os.path.isdir(args.src):
         parser.error(f"{args.src}: not a directory")
-    summary = compute_dataset(args.src, args.dst, method=args.method, workers=args.workers, size=args.size,
-                              template=args.template, bound=args.bound, quality=args.quality,
-                              shard=args.shard, num_shards=args.num_shards, params=params)
+    try:
+        summary = compute_dataset(args.src, args.dst, method=args.method, workers=args.workers, size=args.size,
+                                  template=args.template, bound=args.bound, quality=args.quality,
+                                  shard=args.shard, num_shards=args.num_shards, params=params)
+    except ValueError as error:  # the options, checked before any video is read
+        parser.error(str(error))
     print(f"{summary['videos']} videos in shard {args.shard}/{args.num_shards}: {summary['computed']} computed "
           f"({summary['pairs']} pairs), {summary['skipped']} already done, {len(summary['failed'])} failed, "
           f"{summary['seconds']:.1f} s")

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from core import flow
+from core.frames import read_flow_frames
+from tests._data_videos import write_tiny_video
 from tests.conftest import CRICKET_GIF
 
 
@@ -25,6 +27,7 @@ def moving_frames(n_frames, size=32, dx=2, dy=1, seed=0):
 
 
 def write_frame_video(video_dir, n_frames, size=32, seed=0):
+    """A frame folder whose content moves 2 px right and 1 px down per frame."""
     os.makedirs(video_dir)
     for i, gray in enumerate(moving_frames(n_frames, size, seed=seed), 1):
         cv2.imwrite(os.path.join(video_dir, f"image_{i:05d}.jpg"), cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
@@ -173,3 +176,53 @@ def test_shards_are_disjoint_and_complete(tmp_path):
     assert sorted(done) == names
     with pytest.raises(ValueError, match="shard 3"):
         flow.compute_dataset(src, str(tmp_path / "x"), shard=3, num_shards=3)
+
+
+@pytest.mark.parametrize("template", ["image_{:05d}{}.jpg", "flow_{}_{:05d}.jpg"])
+def test_each_component_goes_to_its_file(tmp_path, template):
+    # Content moves 2 px right and 1 px down per frame: x must read back as +2 and y as +1, in every pair.
+    write_frame_video(tmp_path / "frames" / "a" / "v", 3, size=64)
+    flow.compute_dataset(str(tmp_path / "frames"), str(tmp_path / "flow"), method="dis", template=template,
+                         progress=False)
+    pairs = flow.dequantize(read_flow_frames(str(tmp_path / "flow" / "a" / "v"), [1, 2], template))
+    assert pairs.shape == (2, 64, 64, 2)
+    for pair in pairs:
+        mean_x, mean_y = pair[8:-8, 8:-8].reshape(-1, 2).mean(axis=0)
+        assert mean_x == pytest.approx(2.0, abs=0.2) and mean_y == pytest.approx(1.0, abs=0.2)
+
+
+def test_default_size_keeps_frame_folders_and_resizes_video_files(tmp_path):
+    write_frame_video(tmp_path / "src" / "a" / "folder", 2, size=48)
+    write_tiny_video(tmp_path / "src" / "a" / "file.mp4", n_frames=2, height=32, width=48)
+    summary = flow.compute_dataset(str(tmp_path / "src"), str(tmp_path / "flow"), method="dis", progress=False)
+    assert (summary["computed"], summary["failed"]) == (2, [])
+    shape = {video: cv2.imread(str(tmp_path / "flow" / "a" / video / "image_00001x.jpg"), 0).shape
+             for video in ("folder", "file")}
+    # Frames extracted at 48 px stay 48 px; a video file gets core.extract_frames' default short side.
+    assert shape == {"folder": (48, 48), "file": (240, 360)}
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--bound", "-5"], "bound must be positive, got -5.0"),
+    (["--workers", "0"], "workers must be at least 1, got 0"),
+    (["--num-shards", "0"], "number of shards must be at least 1, got 0"),
+    (["--shard", "2", "--num-shards", "2"], "shard 2 is not in 0..1"),
+    (["--template", "flow_{:05d}.jpg"], "needs one '{}' for x/y"),
+    (["--quality", "0"], "quality must be between 1 and 100, got 0"),
+])
+def test_bad_options_are_usage_errors(tmp_path, capsys, options, message):
+    src = frame_root(tmp_path / "frames", {"a/v": 2})
+    with pytest.raises(SystemExit) as exit_status:
+        flow.main([src, str(tmp_path / "flow"), "--method", "dis", *options])
+    assert exit_status.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "flow").exists()
+    with pytest.raises(ValueError, match="bound must be positive"):
+        flow.quantize(np.zeros(3), bound=0)
+
+
+def test_help_explains_pairs_and_padding(capsys):
+    with pytest.raises(SystemExit):
+        flow.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "N frames give N - 1 pairs" in help_text and "loop-pads" in help_text
+    assert "default: frame folders keep theirs, video files get 240" in help_text
