@@ -10,12 +10,12 @@ import time
 
 import yaml
 
-from core.config import add_config_arguments, config_from_args
-from core.datasets import training_set, validation_set
+from core.config import ConfigError, add_config_arguments, config_from_args
+from core.datasets import AnnotationError, load_annotations, training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader
 from core.state_dict import StateDictMismatch
-from core.training import fit, writes
+from core.training import ResumeError, fit, writes
 
 
 def _data_paths(config):
@@ -24,7 +24,20 @@ def _data_paths(config):
 
 def _load(args, extra_required=()):
     base = config_from_args(args, require_paths=())
-    return config_from_args(args, require_paths=("annotation_path",) + _data_paths(base) + extra_required)
+    config = config_from_args(args, require_paths=("annotation_path",) + _data_paths(base) + extra_required)
+    _check_n_classes(config)
+    return config
+
+
+def _check_n_classes(config):
+    """Up front: a head smaller than the label list fails mid-training ('Target 2 is out of bounds')."""
+    try:
+        labels, _ = load_annotations(config["annotation_path"], config["inference_subset"])
+    except AnnotationError as e:
+        raise SystemExit(f"annotation error: {e}") from None
+    if config["n_classes"] < len(labels):
+        raise SystemExit(f"config error: {config.source}: n_classes is {config['n_classes']}, but "
+                         f"{config['annotation_path']} has {len(labels)} labels; set n_classes: {len(labels)}")
 
 
 def _save_config(config, name):
@@ -59,8 +72,10 @@ def train_main(framework, build_engine, argv=None):
                   f"{len(train_loader.dataset)} clips, {config['n_epochs']} epochs -> {config['result_path']}")
         history = fit(config, engine, train_loader, val_loader)
         engine.finish()
-    except StateDictMismatch as e:  # pretrain_path or resume_path of another model; the engine names the file
+    except (StateDictMismatch, ResumeError) as e:  # pretrain_path / resume_path that does not fit; names the file
         raise SystemExit(f"cannot train: {e}") from None
+    except ConfigError as e:  # settings that clash only when the optimizer is built (core.training.sgd_options)
+        raise SystemExit(f"config error: {e}") from None
     if writes(engine):
         print(f"[{framework}] training done in {time.time() - started:.0f}s")
     return history

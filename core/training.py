@@ -26,10 +26,16 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from convert.layouts import kenshohara_arch
 from core.archs import arch_name
+from core.config import ConfigError
 from core.state_dict import StateDictMismatch
 
 HEAD_PREFIXES = ("fc.", "logits.")
+
+
+class ResumeError(ValueError):
+    """A checkpoint that cannot continue this run: another architecture or another optimizer's state."""
 
 
 class Engine:
@@ -120,7 +126,15 @@ class LRSchedule:
         return {"plateau_lr": self.plateau_lr, "best": self.best, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state):
-        self.plateau_lr, self.best, self.bad_epochs = state["plateau_lr"], state["best"], state["bad_epochs"]
+        """Ours, or the torch scheduler's of a kenshohara checkpoint. Of his, only ReduceLROnPlateau
+        carries something the epoch does not (its rate, best loss and count); MultiStepLR's rate
+        follows from the epoch, which is how multistep and cosine rebuild it."""
+        if "plateau_lr" in state:
+            self.plateau_lr, self.best, self.bad_epochs = state["plateau_lr"], state["best"], state["bad_epochs"]
+        elif "num_bad_epochs" in state:
+            # `_last_lr` exists since torch 2.2; an older file restarts from the base rate.
+            self.plateau_lr = state.get("_last_lr", [self.base_lr])[0]
+            self.best, self.bad_epochs = state["best"], state["num_bad_epochs"]
 
 
 class CSVLogger:
@@ -199,22 +213,33 @@ def trainable_names(names, ft_begin_module):
     return names[tops.index(ft_begin_module):]
 
 
+def sgd_options(config):
+    """SGD's momentum, dampening, nesterov and weight_decay for every backend, as kenshohara's main.py
+    derives them: Nesterov momentum runs without dampening, whatever `dampening` says."""
+    if config["nesterov"] and not config["momentum"]:
+        raise ConfigError(f"{config.source}: nesterov: true needs a momentum (momentum is 0); "
+                          "set momentum, e.g. 0.9, or nesterov: false")
+    return {"momentum": config["momentum"], "dampening": 0.0 if config["nesterov"] else config["dampening"],
+            "nesterov": config["nesterov"], "weight_decay": config["weight_decay"]}
+
+
 def fit_pretrained(pretrained, model_state, n_pretrain_classes=0, source=""):
     """Pretrained weights ready to load into a model with a new head.
 
     Keeps the model's own (freshly initialised) head where the pretrained head's
     shape differs: the reference replaces `fc` for n_classes. Every other key
-    must fit. `n_pretrain_classes` (0: unchecked) is the head size the file must have.
+    must fit. `n_pretrain_classes` (0: unchecked) is the head size the file must have;
+    a head of another size is a StateDictMismatch listing the head's keys.
     """
     state = dict(pretrained)
-    for name, value in model_state.items():
-        if not name.startswith(HEAD_PREFIXES) or name not in state:
-            continue
-        if n_pretrain_classes and len(state[name]) != n_pretrain_classes:
-            raise ValueError(f"{source}: head '{name}' has {len(state[name])} classes, "
-                             f"n_pretrain_classes says {n_pretrain_classes}")
-        if state[name].shape != value.shape:
-            state[name] = value
+    heads = [name for name in model_state if name.startswith(HEAD_PREFIXES) and name in state]
+    wrong = [(name, (n_pretrain_classes,) + state[name].shape[1:], state[name].shape) for name in heads
+             if n_pretrain_classes and len(state[name]) != n_pretrain_classes]
+    if wrong:
+        raise StateDictMismatch(mis_shaped=wrong, source=f"{source} (n_pretrain_classes: {n_pretrain_classes})")
+    for name in heads:
+        if state[name].shape != model_state[name].shape:
+            state[name] = model_state[name]
     return state
 
 
@@ -277,9 +302,11 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
     start_epoch = 1
     if config["resume_path"]:
         meta = engine.load(config["resume_path"])
-        if meta["arch"] != engine.arch:
-            raise ValueError(f"{config['resume_path']}: checkpoint of {meta['arch']}, the config builds {engine.arch}")
-        schedule.load_state_dict(meta["scheduler"])
+        # kenshohara writes his arch as '{model}-{depth}' ('resnet-10'), we as 'resnet10'.
+        if kenshohara_arch(meta["arch"]) != kenshohara_arch(engine.arch):
+            raise ResumeError(f"{config['resume_path']}: checkpoint of {meta['arch']}, the config builds "
+                              f"{engine.arch}")
+        schedule.load_state_dict(meta.get("scheduler", {}))
         start_epoch = int(meta["epoch"]) + 1
         if main:
             log(f"resumed from {config['resume_path']} (epoch {meta['epoch']})")

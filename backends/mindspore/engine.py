@@ -17,7 +17,7 @@ from backends.mindspore import weights
 from backends.mindspore.weights import OPTIMIZER_PREFIX
 from core.archs import arch_name, model_kwargs
 from core.state_dict import neutral_name_from_mindspore
-from core.training import Engine, atomic_write, epoch_seed, load_weights, trainable_names
+from core.training import Engine, ResumeError, atomic_write, epoch_seed, load_weights, sgd_options, trainable_names
 
 
 def pick_device(config):
@@ -50,8 +50,9 @@ def build_optimizer(config, params):
     groups = [{"params": params, "weight_decay": config["weight_decay"]}]
     lr = config["learning_rate"]
     if config["optimizer"] == "sgd":
-        return nn.SGD(groups, learning_rate=lr, momentum=config["momentum"], dampening=config["dampening"],
-                      nesterov=config["nesterov"])
+        sgd = sgd_options(config)
+        return nn.SGD(groups, learning_rate=lr, momentum=sgd["momentum"], dampening=sgd["dampening"],
+                      nesterov=sgd["nesterov"])
     return Adam(groups, learning_rate=lr)
 
 
@@ -132,7 +133,7 @@ class MindSporeEngine(Engine):
             if param.name in model_names:
                 continue
             if OPTIMIZER_PREFIX + param.name not in checkpoint:
-                raise ValueError(f"{path}: no optimizer state '{param.name}' (a checkpoint of another optimizer "
+                raise ResumeError(f"{path}: no optimizer state '{param.name}' (a checkpoint of another optimizer "
                                  "or ft_begin_module?)")
             param.set_data(checkpoint[OPTIMIZER_PREFIX + param.name])
         return {"epoch": int(checkpoint["epoch"]), "arch": checkpoint["arch"],

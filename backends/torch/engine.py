@@ -7,7 +7,8 @@ from backends.torch import distributed
 from backends.torch.models import build_model
 from backends.torch import weights
 from core.archs import arch_name, model_kwargs
-from core.training import Engine, atomic_write, epoch_seed, load_weights, trainable_names
+from core.state_dict import strip_prefix
+from core.training import Engine, ResumeError, atomic_write, epoch_seed, load_weights, sgd_options, trainable_names
 
 
 def pick_device(config):
@@ -33,9 +34,7 @@ def create_model(config):
 def build_optimizer(config, params):
     """SGD (momentum, dampening, Nesterov, L2 weight decay) or Adam, as the reference builds them."""
     if config["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=config["learning_rate"], momentum=config["momentum"],
-                               dampening=config["dampening"], weight_decay=config["weight_decay"],
-                               nesterov=config["nesterov"])
+        return torch.optim.SGD(params, lr=config["learning_rate"], **sgd_options(config))
     return torch.optim.Adam(params, lr=config["learning_rate"], weight_decay=config["weight_decay"])
 
 
@@ -104,16 +103,29 @@ class TorchEngine(Engine):
         return loss.item(), logits.float().cpu().numpy()
 
     def save(self, path, meta):
-        """kenshohara's save_N.pth {epoch, arch, state_dict, optimizer, scheduler} plus the config."""
+        """kenshohara's save_N.pth {epoch, arch, state_dict, optimizer, scheduler} plus the config,
+        and with amp the GradScaler's state (its scale and growth count) as `scaler`."""
         state = {"epoch": meta["epoch"], "arch": meta["arch"], "state_dict": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "scheduler": meta["scheduler"],
                  "config": meta["config"]}
+        if self.amp:
+            state["scaler"] = self.scaler.state_dict()
         atomic_write(path, lambda tmp: torch.save(state, tmp))
 
     def load(self, path):
+        """Model, BatchNorm counters, optimizer and scaler from our save_N.pth or kenshohara's."""
         load_weights(self.model, weights, path)
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        # The neutral weights leave out num_batches_tracked; a resumed run continues the saved counts.
+        counters = {name: value for name, value in strip_prefix(checkpoint["state_dict"]).items()
+                    if name.endswith("num_batches_tracked")}
+        self.model.load_state_dict(counters, strict=False)
+        try:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except ValueError as error:  # e.g. saved with another ft_begin_module: other parameter groups
+            raise ResumeError(f"{path}: its optimizer state does not fit this run's optimizer ({error})") from None
+        if "scaler" in checkpoint:
+            self.scaler.load_state_dict(checkpoint["scaler"])
         return checkpoint
 
 
