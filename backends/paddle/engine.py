@@ -11,7 +11,7 @@ from backends.paddle import distributed
 from backends.paddle.models import build_model
 from backends.paddle import weights
 from core.archs import arch_name, model_kwargs
-from core.training import Engine, atomic_write, epoch_seed, load_weights, trainable_names
+from core.training import Engine, atomic_write, epoch_seed, load_weights, sgd_options, trainable_names
 
 
 def pick_device(config):
@@ -38,16 +38,18 @@ def build_optimizer(config, params):
 
     Momentum's velocity is PyTorch's momentum buffer (v = mu v + g, Nesterov
     g + mu v) and a float weight_decay is L2Decay, added to the gradient like
-    PyTorch's weight_decay. Paddle has no dampening, so it is refused.
+    PyTorch's weight_decay. Paddle has no dampening, so it is refused (Nesterov
+    runs without it anyway: core.training.sgd_options).
     """
     lr, weight_decay = config["learning_rate"], config["weight_decay"] or None
     if config["optimizer"] == "adam":
         return paddle.optimizer.Adam(learning_rate=lr, parameters=params, weight_decay=weight_decay)
-    if config["dampening"]:
-        raise SystemExit(f"dampening: {config['dampening']} is not supported by paddle.optimizer.Momentum "
+    sgd = sgd_options(config)
+    if sgd["dampening"]:
+        raise SystemExit(f"dampening: {sgd['dampening']} is not supported by paddle.optimizer.Momentum "
                          "(PyTorch's SGD dampening has no Paddle equivalent); set dampening: 0")
-    return paddle.optimizer.Momentum(learning_rate=lr, momentum=config["momentum"], parameters=params,
-                                     use_nesterov=config["nesterov"], weight_decay=weight_decay)
+    return paddle.optimizer.Momentum(learning_rate=lr, momentum=sgd["momentum"], parameters=params,
+                                     use_nesterov=sgd["nesterov"], weight_decay=weight_decay)
 
 
 class PaddleEngine(Engine):
