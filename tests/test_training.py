@@ -14,10 +14,12 @@ import sys
 import numpy as np
 import pytest
 
-from core.config import load_config
+from core.cli import train_main
+from core.config import ConfigError, load_config
 from core.state_dict import StateDictMismatch
 from core.training import LRSchedule, atomic_write, fit, read_log
 from tests._training_data import CLASSES, tiny_config, write_colour_dataset
+from tests.community import write_kenshohara_pth
 from tests.conftest import ROOT
 
 FRAMEWORKS = ("torch", "paddle", "mindspore")
@@ -142,6 +144,77 @@ def test_resume_continues_exactly(framework, data, reference_run):
     assert resumed.keys() == uninterrupted.keys()
     for name in resumed:
         np.testing.assert_array_equal(resumed[name], uninterrupted[name], err_msg=name)
+    if framework == "torch":  # the raw files too: BatchNorm counters and momentum buffers
+        import torch
+        resumed, uninterrupted = (torch.load(checkpoint(r, framework, N_EPOCHS), weights_only=True)
+                                  for r in (result, full))
+        assert int(resumed["state_dict"]["bn1.num_batches_tracked"]) == N_EPOCHS * 3  # 12 clips, batches of 4
+        for part in ("state_dict", "optimizer"):
+            flat_resumed, flat_uninterrupted = (_flat_tensors(saved[part]) for saved in (resumed, uninterrupted))
+            assert flat_resumed.keys() == flat_uninterrupted.keys()
+            for name in flat_resumed:
+                assert torch.equal(flat_resumed[name], flat_uninterrupted[name]), name
+
+
+def _flat_tensors(tree, prefix=""):
+    """{'a.b.c': tensor} of the tensors in nested dicts (a state_dict, an optimizer's state)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree} if hasattr(tree, "shape") else {}
+    return {name: value for key, sub in tree.items() for name, value in _flat_tensors(sub, f"{prefix}{key}.").items()}
+
+
+def test_resume_from_kenshohara_checkpoint_continues_at_its_epoch(data, tmp_path, capsys):
+    import torch
+    from backends.torch.engine import TorchEngine
+    his = tmp_path / "ken.pth"  # arch 'resnet-10', epoch 1, SGD momentum buffers, MultiStepLR state
+    written = write_kenshohara_pth(his, "resnet10", len(CLASSES), seed=5, widen_factor=0.125)
+    result = tmp_path / "resumed"
+    config = tiny_config(str(data), result, n_epochs=3, checkpoint=1, learning_rate=0.0005,
+                         multistep_milestones=[2], no_val=True)
+    train_main("torch", TorchEngine, ["--config", config, "--set", f"resume_path={his}"])
+    assert f"resumed from {his} (epoch 1)" in capsys.readouterr().out
+    rows = read_log(result / "train.log")
+    assert [(int(r["epoch"]), float(r["lr"])) for r in rows] == [(2, 0.0005), (3, 0.00005)]
+    assert sorted(os.listdir(result)) == ["curves.png", "opts.yaml", "save_2.pth", "save_3.pth", "train.log"]
+    saved = torch.load(result / "save_3.pth", weights_only=True)
+    assert (saved["epoch"], saved["arch"]) == (3, "resnet10")
+    # His counters (1000) went on by 2 epochs of 3 batches; his weights moved a little (a fresh
+    # initialisation is 0.03 away on average), they were not re-initialised.
+    assert int(saved["state_dict"]["bn1.num_batches_tracked"]) == 1006
+    moved = np.abs(saved["state_dict"]["conv1.weight"].numpy() - written.conv1.weight.detach().numpy()).mean()
+    assert 1e-6 < moved < 0.003
+
+
+def test_resume_refuses_a_checkpoint_of_another_arch_cleanly(data, tmp_path):
+    import torch
+    from backends.torch.engine import TorchEngine
+    his = tmp_path / "ken.pth"
+    write_kenshohara_pth(his, "resnet10", len(CLASSES), widen_factor=0.125)
+    saved = torch.load(his, weights_only=True)
+    torch.save({**saved, "arch": "resnet2p1d-10"}, his)  # same tensors, another arch
+    config = tiny_config(str(data), tmp_path / "out", n_epochs=2, no_val=True)
+    with pytest.raises(SystemExit) as error:
+        train_main("torch", TorchEngine, ["--config", config, "--set", f"resume_path={his}"])
+    assert str(error.value) == f"cannot train: {his}: checkpoint of resnet2p1d-10, the config builds resnet10"
+
+
+def test_n_classes_smaller_than_the_labels_is_refused_up_front(data, tmp_path):
+    config = tiny_config(str(data), tmp_path / "out", n_classes=2)
+    with pytest.raises(SystemExit) as error:
+        train_main("torch", None, ["--config", config])  # refused before any engine is built
+    assert str(error.value) == (f"config error: {config}: n_classes is 2, but {data / 'annotation.json'} has 3 "
+                                "labels; set n_classes: 3")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_wrong_n_pretrain_classes_lists_the_head_keys(framework, data, reference_run, tmp_path):
+    pretrained = checkpoint(reference_run(framework), framework, N_EPOCHS)  # a head of 3 classes
+    config = load_config(tiny_config(str(data), tmp_path / "ft", n_classes=4, pretrain_path=pretrained,
+                                     n_pretrain_classes=5), (), ())
+    with pytest.raises(StateDictMismatch) as error:
+        engine_class(framework)(config)
+    assert error.value.mis_shaped == [("fc.weight", (5, 64), (3, 64)), ("fc.bias", (5,), (3,))]
+    assert f"{pretrained} (n_pretrain_classes: 5)" in str(error.value)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -246,9 +319,30 @@ def test_lr_schedule_matches_torch_schedulers(kind):
     assert len(set(ours)) > 2  # the settings do change the rate
 
 
+def test_lr_schedule_takes_over_the_torch_scheduler_of_a_kenshohara_checkpoint():
+    import torch
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", 0.1, 1)
+    for val_loss in (1.0, 1.0, 1.0, 0.5, 0.6):  # one reduction, then a new best and one bad epoch
+        plateau.step(val_loss)
+    schedule = LRSchedule(_config(lr_scheduler="plateau", learning_rate=0.1, plateau_patience=1))
+    schedule.load_state_dict(plateau.state_dict())
+    assert (schedule.lr(6), schedule.best, schedule.bad_epochs) == (pytest.approx(0.01), 0.5, 1)
+    schedule.step(0.7)
+    plateau.step(0.7)
+    assert schedule.lr(7) == pytest.approx(optimizer.param_groups[0]["lr"]) == pytest.approx(0.001)
+    # MultiStepLR's state says nothing the epoch does not: the rate follows from the epoch.
+    multistep = LRSchedule(_config(lr_scheduler="multistep", learning_rate=0.1, multistep_milestones=[3]))
+    multistep.load_state_dict(torch.optim.lr_scheduler.MultiStepLR(optimizer, [3]).state_dict())
+    assert (multistep.lr(3), multistep.lr(4)) == (pytest.approx(0.1), pytest.approx(0.01))
+
+
 OPTIMIZERS = {"sgd": dict(optimizer="sgd", momentum=0.9, weight_decay=0.01),
               "nesterov": dict(optimizer="sgd", momentum=0.9, nesterov=True, weight_decay=0.01),
               "dampening": dict(optimizer="sgd", momentum=0.9, dampening=0.3, weight_decay=0.01),
+              # kenshohara's main.py: Nesterov runs without dampening, whatever `dampening` says.
+              "nesterov_dampening": dict(optimizer="sgd", momentum=0.9, nesterov=True, dampening=0.5,
+                                         weight_decay=0.01),
               "adam": dict(optimizer="adam", learning_rate=0.01, weight_decay=0.01)}
 
 
@@ -296,6 +390,54 @@ def test_optimizer_matches_torch(framework, setting):
     np.testing.assert_allclose(_descend(framework, config), expected, atol=2e-7)
     assert np.abs(expected - _descend("torch", _config(**{**OPTIMIZERS[setting], "learning_rate": 0.1,
                                                            "weight_decay": 0.0}))).max() > 1e-4
+
+
+def test_nesterov_ignores_dampening_like_kenshohara():
+    nesterov = {"learning_rate": 0.1, **OPTIMIZERS["nesterov"]}
+    np.testing.assert_array_equal(_descend("torch", _config(**nesterov, dampening=0.5)),
+                                  _descend("torch", _config(**nesterov)))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_nesterov_without_momentum_is_a_config_error(framework):
+    config = _config(optimizer="sgd", momentum=0.0, nesterov=True)
+    with pytest.raises(ConfigError, match="nesterov: true needs a momentum"):
+        _descend(framework, config)
+
+
+def test_train_cli_reports_nesterov_without_momentum_cleanly(data, tmp_path):
+    from backends.torch.engine import TorchEngine
+    config = tiny_config(str(data), tmp_path / "out", momentum=0.0, nesterov=True)
+    with pytest.raises(SystemExit) as error:
+        train_main("torch", TorchEngine, ["--config", config])
+    assert str(error.value) == (f"config error: {config}: nesterov: true needs a momentum (momentum is 0); "
+                                "set momentum, e.g. 0.9, or nesterov: false")
+
+
+def test_amp_grad_scaler_state_is_saved_and_restored(data, tmp_path):
+    """With amp the scaler's scale and growth count go into save_N.pth and come back on load
+    (checked with torch's CPU GradScaler: the engine uses amp on GPUs only)."""
+    import torch
+    from backends.torch.engine import TorchEngine
+    config = load_config(tiny_config(str(data), tmp_path / "amp"), (), ())
+
+    def amp_engine():
+        engine = TorchEngine(config)
+        engine.amp, engine.scaler = True, torch.amp.GradScaler("cpu", init_scale=2.0 ** 10, growth_interval=2)
+        return engine
+
+    engine = amp_engine()
+    rng = np.random.default_rng(0)
+    engine.begin_epoch(1, True)
+    for _ in range(3):
+        engine.train_batch(rng.normal(size=(4, 3, 4, 32, 32)).astype(np.float32), np.array([0, 1, 2, 0]))
+    path = str(tmp_path / "save_1.pth")
+    engine.save(path, {"epoch": 1, "arch": engine.arch, "scheduler": {}, "config": {}})
+    assert torch.load(path, weights_only=True)["scaler"] == engine.scaler.state_dict()
+    resumed = amp_engine()
+    resumed.load(path)
+    # 3 finite steps with growth every 2: one doubling, and one step towards the next.
+    assert (resumed.scaler.get_scale(), resumed.scaler._get_growth_tracker()) == (2.0 ** 11, 1)
 
 
 def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
