@@ -4,8 +4,9 @@
 #     bash demo.sh [torch|paddle|mindspore]      (default: torch)
 #
 # Everything goes under ./demo/ (or $DEMO_DIR). A rerun reuses the videos and frames (extraction is
-# resumable) but trains from scratch. $DEMO_SYNTHETIC adds options to `python -m core.synthetic` (for a
-# new DEMO_DIR); arguments after the backend are passed to train and evaluate, e.g.
+# resumable) while core/synthetic.py and $DEMO_SYNTHETIC are unchanged, but trains from scratch.
+# $DEMO_SYNTHETIC adds options to `python -m core.synthetic`; arguments after the backend are passed
+# to train and evaluate, e.g.
 # `DEMO_DIR=/tmp/small DEMO_SYNTHETIC="--videos-per-class 20" bash demo.sh torch --set n_epochs=4`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,10 +28,14 @@ data=(--set "video_path=$demo/frames" --set "annotation_path=$demo/annotations/u
 started=$SECONDS
 
 echo "== 1/5 synthetic videos -> $demo/synthetic"
-if [ ! -f "$demo/synthetic/splits/testlist01.txt" ]; then
+# The data is reused only if the same generator made it with the same options: another version of
+# core/synthetic.py (other classes or sizes) must not leave stale videos, frames and annotations.
+stamp="$(sha1sum core/synthetic.py | cut -d' ' -f1) ${DEMO_SYNTHETIC:-}"
+if [ "$(cat "$demo/synthetic/made_by" 2>/dev/null)" != "$stamp" ]; then
     # Written aside and renamed: an interrupted run never leaves a partial dataset that looks finished.
-    rm -rf "$demo/synthetic.tmp"
+    rm -rf "$demo/synthetic" "$demo/synthetic.tmp" "$demo/frames" "$demo/annotations"
     "$python" -m core.synthetic "$demo/synthetic.tmp" ${DEMO_SYNTHETIC:-}
+    echo "$stamp" > "$demo/synthetic.tmp/made_by"
     mv "$demo/synthetic.tmp" "$demo/synthetic"
 fi
 echo "== 2/5 frames -> $demo/frames"
