@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from core.archs import ARCHS
+from core.archs import ARCHS, arch_from_kenshohara, kenshohara_arch
 from core.state_dict import drop_batch_counters, strip_prefix
 
 PADDLE_NAME_TABLE = "StructuredToParameterName@@"
@@ -28,7 +28,6 @@ _MINDSPORE_OPTIMIZER_PREFIXES = ("moments.", "moment1.", "moment2.", "accum.", "
 _MINDSPORE_TRAINING_SCALARS = {"learning_rate", "global_step", "momentum", "beta1_power", "beta2_power",
                                "epoch_num", "step_num", "scale_sense", "current_iterator_step",
                                "last_overflow_iterator_step"}
-_KENSHOHARA_FAMILIES = {"resnet": "resnet", "r2plus1d_": "resnet2p1d"}
 _ZOO_STEM = ("Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3")
 
 
@@ -38,25 +37,6 @@ class Meta:
     arch: Optional[str] = None
     epoch: Optional[int] = None
     dropped: list = field(default_factory=list)  # optimizer / scheduler entries left out
-
-
-def kenshohara_arch(arch):
-    """'resnet50' -> 'resnet-50', 'r2plus1d_18' -> 'resnet2p1d-18' (his main.py: f'{model}-{depth}')."""
-    for prefix, model in _KENSHOHARA_FAMILIES.items():
-        if arch.startswith(prefix) and arch[len(prefix):].isdigit():
-            return f"{model}-{arch[len(prefix):]}"
-    return arch
-
-
-def arch_from_kenshohara(name, source):
-    model, _, depth = name.partition("-")
-    for prefix, kenshohara_model in _KENSHOHARA_FAMILIES.items():
-        if model == kenshohara_model and f"{prefix}{depth}" in ARCHS:
-            return f"{prefix}{depth}"
-    if name in ARCHS:
-        return name
-    known = ", ".join(kenshohara_arch(arch) for arch in ARCHS)
-    raise ValueError(f"{source}: arch '{name}' is not supported (known: {known})")
 
 
 def _parameters(tree, source):

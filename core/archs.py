@@ -97,6 +97,29 @@ def arch_name(config):
     return name
 
 
+# kenshohara saves arch as f"{model}-{depth}" (main.py): resnet-50, resnet2p1d-18.
+_KENSHOHARA_FAMILIES = {"resnet": "resnet", "r2plus1d_": "resnet2p1d"}
+
+
+def kenshohara_arch(arch):
+    """'resnet50' -> 'resnet-50', 'r2plus1d_18' -> 'resnet2p1d-18' (his main.py: f'{model}-{depth}')."""
+    for prefix, model in _KENSHOHARA_FAMILIES.items():
+        if arch.startswith(prefix) and arch[len(prefix):].isdigit():
+            return f"{model}-{arch[len(prefix):]}"
+    return arch
+
+
+def arch_from_kenshohara(name, source):
+    model, _, depth = name.partition("-")
+    for prefix, kenshohara_model in _KENSHOHARA_FAMILIES.items():
+        if model == kenshohara_model and f"{prefix}{depth}" in ARCHS:
+            return f"{prefix}{depth}"
+    if name in ARCHS:
+        return name
+    known = ", ".join(kenshohara_arch(arch) for arch in ARCHS)
+    raise ValueError(f"{source}: arch '{name}' is not supported (known: {known})")
+
+
 def model_kwargs(config, n_classes=None):
     """Keyword arguments every backend's builder takes, from a config."""
     n_input_channels = 2 if config["modality"] == "flow" else 3

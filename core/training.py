@@ -26,8 +26,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from convert.layouts import kenshohara_arch
-from core.archs import arch_name
+from core.archs import arch_name, kenshohara_arch
 from core.config import ConfigError
 from core.state_dict import StateDictMismatch
 
