@@ -10,7 +10,7 @@ import time
 
 import yaml
 
-from core.config import ConfigError, add_config_arguments, config_from_args
+from core.config import ConfigError, add_config_arguments, config_from_args, required_paths
 from core.datasets import AnnotationError, load_annotations, training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader
@@ -18,13 +18,13 @@ from core.state_dict import StateDictMismatch
 from core.training import ResumeError, fit, writes
 
 
-def _data_paths(config):
-    return ("flow_path",) if config.get("modality") == "flow" else ("video_path",)
+def _with_sets(args, *overrides):
+    return argparse.Namespace(**{**vars(args), "set": [*args.set, *overrides]})
 
 
 def _load(args, extra_required=()):
     base = config_from_args(args, require_paths=())
-    config = config_from_args(args, require_paths=("annotation_path",) + _data_paths(base) + extra_required)
+    config = config_from_args(args, require_paths=required_paths(base["modality"]) + extra_required)
     _check_n_classes(config)
     return config
 
@@ -98,7 +98,9 @@ def evaluate_main(framework, build_predictor, argv=None):
     parser.add_argument("--subset", choices=("training", "validation", "testing"),
                         help="subset to evaluate (default: the config's inference_subset)")
     args = parser.parse_args(argv)
-    base = config_from_args(args, require_paths=())
+    # --mode rgb / flow decides which frames root is read (and must exist), whatever the file's modality.
+    base = config_from_args(_with_sets(args, *([f"modality={args.mode}"] if args.mode in ("rgb", "flow") else [])),
+                            require_paths=())
     mode = args.mode or base["modality"]
     if mode != "joint" and args.flow_resume_path:
         parser.error(f"--flow_resume_path is for --mode joint; with --mode {mode} give the checkpoint as "
@@ -114,8 +116,8 @@ def evaluate_main(framework, build_predictor, argv=None):
 
     def model_config(modality, resume_path):
         # Each model is built for its own modality, whatever the config file's `modality` says.
-        overrides = [*args.set, f"modality={modality}"] + ([f"resume_path={resume_path}"] if resume_path else [])
-        return _load(argparse.Namespace(**{**vars(args), "set": overrides}), ("resume_path",))
+        overrides = [f"modality={modality}"] + ([f"resume_path={resume_path}"] if resume_path else [])
+        return _load(_with_sets(args, *overrides), ("resume_path",))
 
     def predictor(config):
         try:

@@ -144,3 +144,21 @@ def test_evaluate_errors_name_the_missing_flow_input(data, tmp_path, capsys, arg
         evaluate_main("torch", build_predictor, argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_flow_evaluation_of_an_rgb_config_does_not_need_its_video_path(data, tmp_path):
+    """--mode flow reads flow_path only: the file's modality (rgb) and its missing video_path don't matter."""
+    checkpoint = tmp_path / "save_1.pth"
+    checkpoint.write_bytes(b"read by the predictor, not here")
+    built = []
+
+    def build_predictor(config):
+        built.append(config["modality"])
+        return lambda x: np.tile(np.float32([0, 1]), (len(x), 1))
+
+    argv = config_args(data, tmp_path / "out", "modality=rgb", f"video_path={tmp_path / 'no_frames'}")
+    evaluate_main("torch", build_predictor, argv + ["--mode", "flow", "--resume_path", str(checkpoint)])
+    assert built == ["flow"]
+    scores = load_scores(tmp_path / "out" / "scores_flow.npz")
+    assert len(scores.video_ids) == 8
+    np.testing.assert_allclose(scores.probs, np.tile(np.exp([0, 1]) / np.exp([0, 1]).sum(), (8, 1)), rtol=1e-6)
