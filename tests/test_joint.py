@@ -65,6 +65,19 @@ def test_joint_evaluation(joint_results, framework):
     assert [results[v][0]["label"] for v in joint.video_ids] == [CLASSES[i] for i in joint.probs.argmax(axis=1)]
 
 
+def test_joint_evaluation_can_sum_logits(joint_results, data, tmp_path):
+    out, _ = joint_results("torch")
+    stdout = run("backends.torch.evaluate", *config_args(data, tmp_path), "--mode", "joint", "--fusion", "logits",
+                 "--resume_path", out.parent / "rgb" / "save_1.pth",
+                 "--flow_resume_path", out.parent / "flow" / "save_1.pth")
+    rgb, flow = load_scores(out / "scores_rgb.npz"), load_scores(out / "scores_flow.npz")
+    joint = load_scores(tmp_path / "scores_joint.npz")
+    assert_same_scores(joint, fuse(rgb, flow, "logits"))
+    assert not np.allclose(joint.probs, fuse(rgb, flow, "softmax").probs)
+    assert accuracy_table({"rgb": accuracies(rgb), "flow": accuracies(flow),
+                           "joint (logits)": accuracies(joint)}) in stdout
+
+
 def test_fuse_cli_across_backends(joint_results, data, tmp_path):
     rgb_file = joint_results("torch")[0] / "scores_rgb.npz"
     flow_file = joint_results("paddle")[0] / "scores_flow.npz"
