@@ -230,6 +230,20 @@ def test_piergiaj_file_loads_into_a_fresh_model(tmp_path, data_parallel):
         assert torch.equal(model(x), saved(x))
 
 
+def test_piergiaj_flow_file_loads_into_a_two_channel_model(tmp_path):
+    path = tmp_path / "flow_imagenet.pt"
+    saved = write_piergiaj_pt(path, n_classes=6, widen_factor=0.125, n_input_channels=2)
+    state = load_pretrained(path)
+    assert state["Conv3d_1a_7x7.conv3d.weight"].shape[1] == 2
+    model = build_model("i3d", n_classes=6, widen_factor=0.125, n_input_channels=2).eval()
+    load_numpy_state(model, state)
+    x = torch.randn(1, 2, 16, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), saved(x))
+    with pytest.raises(StateDictMismatch, match=r"Conv3d_1a_7x7.conv3d.weight: model \(8, 3, 7, 7, 7\)"):
+        load_numpy_state(build_model("i3d", n_classes=6, widen_factor=0.125), state)
+
+
 def test_mismatched_checkpoints_name_the_keys(tmp_path):
     path = tmp_path / "r3d18.pth"
     write_kenshohara_pth(path, "resnet18", 5, widen_factor=0.25)
