@@ -9,10 +9,12 @@ The order of epoch ``e`` is ``np.random.default_rng([seed, e]).permutation``
 (or 0..N-1 without shuffle). In data-parallel training each of ``world_size``
 processes gets its share of every global batch of ``batch_size * world_size``
 (`rank_share`), so N processes with batch B see exactly the samples, in the
-same steps, of one process with batch N x B. Worker processes load whole batches; results
-come back in order, at most ``prefetch`` batches per worker ahead of the
-consumer. The pool starts on the first iteration and is reused by later
-epochs; `close()` (or the end of the program) stops it.
+same steps, of one process with batch N x B. Training keeps the step counts
+equal (each step is a collective); validation (``equal_steps=False``) keeps
+every sample instead. Worker processes load whole batches; results come back
+in order, at most ``prefetch`` batches per worker ahead of the consumer. The
+pool starts on the first iteration and is reused by later epochs; `close()`
+(or the end of the program) stops it.
 """
 import multiprocessing
 import sys
@@ -65,12 +67,14 @@ def rank_share(indices, rank, world_size):
 class BatchLoader:
     """Batches of the epoch set by set_epoch(); with world_size > 1, this process's share of them.
 
-    batch_size is per process. A final global batch with fewer samples than processes is left out
-    when world_size > 1, since every process must take the same number of steps.
+    batch_size is per process. With equal_steps (training: every step is a collective, so every process
+    must take as many steps as the others) a final global batch with fewer samples than processes is
+    left out. Without it (validation, whose steps have no collective) every sample is kept, each in one
+    process, and a process whose share of the final batch is empty takes one step less.
     """
 
     def __init__(self, dataset, batch_size, shuffle=False, seed=0, n_workers=0, drop_last=False, prefetch=2,
-                 rank=0, world_size=1):
+                 rank=0, world_size=1, equal_steps=True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if not 0 <= rank < world_size:
@@ -84,6 +88,7 @@ class BatchLoader:
         self.prefetch = prefetch
         self.rank = rank
         self.world_size = world_size
+        self.equal_steps = equal_steps
         self.epoch = 0
         self._pool = None
 
@@ -93,7 +98,10 @@ class BatchLoader:
 
     def __len__(self):
         full, rest = divmod(len(self.dataset), self.batch_size * self.world_size)
-        return full + int(not self.drop_last and rest >= self.world_size)
+        # rank_share gives a final batch of `rest` samples to the first `rest` processes (one each if
+        # rest < world_size); it counts if it reaches the last process, or with unequal steps this one.
+        needed_by = self.world_size - 1 if self.equal_steps else self.rank
+        return full + int(not self.drop_last and rest > needed_by)
 
     def batch_indices(self):
         """The dataset indices of this process's batches in the current epoch."""

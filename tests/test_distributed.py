@@ -3,7 +3,8 @@
 torchrun (Gloo), python -m paddle.distributed.launch (Gloo) and msrun (MindSpore's CPU collectives) all
 run collectives on CPU here; docs/distributed.md records what was run. The data is
 tests/_training_data.py's colour task: 12 training clips, so batch 4 x 2 processes make the global
-batches 8 and 4, exactly those of one process with batch 8.
+batches 8 and 4, exactly those of one process with batch 8, and 9 validation clips, so the last
+global validation batch has a clip for one of the two processes only.
 """
 import importlib
 import os
@@ -17,7 +18,7 @@ import pytest
 from core.config import load_config
 from core.loader import BatchLoader, rank_share
 from core.training import read_log
-from tests._distributed_step import ENGINES, train_one_epoch
+from tests._distributed_step import engine_class, train_and_validate
 from tests._training_data import tiny_config, write_colour_dataset
 from tests.conftest import ROOT
 
@@ -60,7 +61,7 @@ def rank_output(framework, log_dir, launcher_output, rank):
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("colours")
-    write_colour_dataset(str(root))
+    write_colour_dataset(str(root), val_per_class=3)
     return root
 
 
@@ -77,17 +78,49 @@ def test_rank_shares_split_each_global_batch():
     assert rank_share([7, 8], 2, 3) == [] and len(BatchLoader(list(range(7)), 2, world_size=3)) == 1
 
 
+@pytest.mark.parametrize("n_clips, batch_size, world_size, shares", [
+    (9, 4, 2, [[[0, 1, 2, 3], [8]], [[4, 5, 6, 7]]]),
+    (3, 16, 4, [[[0]], [[1]], [[2]], []]),
+])
+def test_validation_keeps_every_clip_once_over_the_processes(n_clips, batch_size, world_size, shares):
+    validation = [BatchLoader(list(range(n_clips)), batch_size, rank=r, world_size=world_size, equal_steps=False)
+                  for r in range(world_size)]
+    assert [loader.batch_indices() for loader in validation] == shares
+    assert [len(loader) for loader in validation] == [len(s) for s in shares]
+    # Training steps stay equal: the final global batch with fewer clips than processes is left out.
+    training = [BatchLoader(list(range(n_clips)), batch_size, rank=r, world_size=world_size)
+                for r in range(world_size)]
+    assert [len(loader) for loader in training] == world_size * [n_clips // (batch_size * world_size)]
+
+
+def test_torch_process_group_runs_cpu_tensors_on_gloo_also_with_gpus(monkeypatch):
+    import torch
+    import torch.distributed as dist
+    from backends.torch.distributed import process_group_backend
+
+    def devices(available):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+        return dist.BackendConfig(dist.Backend(process_group_backend())).get_device_backend_map()
+
+    # Plain "nccl" maps only cuda: a CPU all_reduce fails ('No backend type associated with device type cpu').
+    assert devices(True) == {"cpu": "gloo", "cuda": "nccl"}
+    assert devices(False)["cpu"] == "gloo"
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_two_processes_with_batch_4_take_the_steps_of_one_with_batch_8(framework, data, tmp_path):
-    one = train_one_epoch(framework, tiny_config(str(data), tmp_path / "one", batch_size=8))
+    one = train_and_validate(framework, tiny_config(str(data), tmp_path / "one", batch_size=8))
     out = tmp_path / "two.npz"
-    launch(framework, tmp_path / "logs", STEP_SCRIPT, framework,
+    launch(framework, tmp_path / "logs", STEP_SCRIPT, "step", framework,
            tiny_config(str(data), tmp_path / "two", batch_size=4), str(out))
     two = dict(np.load(out))
     assert (int(one["steps"]), int(two["steps"])) == (2, 2)
     assert one["n_samples"] == two["n_samples"] == 12  # loss summed over both processes
     assert float(two["loss_sum"]) == pytest.approx(one["loss_sum"], abs=1e-5)
     assert one["moved"] > 1e-3  # the weights did change
+    # Validation: the second process has no clip of the last global batch (8 + 1) and one step less.
+    assert one["val_samples"] == two["val_samples"] == 9
+    assert float(two["val_loss_sum"]) == pytest.approx(one["val_loss_sum"], abs=1e-5)
     for name in one:
         np.testing.assert_allclose(two[name], one[name], atol=1e-5, rtol=0, err_msg=name)
 
@@ -95,10 +128,9 @@ def test_two_processes_with_batch_4_take_the_steps_of_one_with_batch_8(framework
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_two_process_training_writes_once_and_resumes(framework, data, tmp_path):
     settings = dict(n_epochs=2, checkpoint=1, learning_rate=0.005)
-    module = f"backends.{framework}.train"
-    script = ["-m", module] if framework == "torch" else [os.path.join(*module.split(".")) + ".py"]
     full = tmp_path / "full"
-    output = launch(framework, tmp_path / "logs", *script, "--config", tiny_config(str(data), full, **settings))
+    output = launch(framework, tmp_path / "logs", STEP_SCRIPT, "train", framework, str(full),
+                    "--config", tiny_config(str(data), full, **settings))
 
     rows = read_log(full / "train.log")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
@@ -110,8 +142,15 @@ def test_two_process_training_writes_once_and_resumes(framework, data, tmp_path)
     assert rank_output(framework, tmp_path / "logs", output, 0).count("epoch 1/2") == 1
     if framework != "torch":
         assert "epoch 1/2" not in rank_output(framework, tmp_path / "logs", output, 1)
+    # The final names alone cannot show a second writer: each process's writes were noted.
+    written = {rank: (tmp_path / f"full.writes.{rank}").read_text().splitlines() for rank in (0, 1)}
+    assert written[1] == []
+    assert {f"replace {name}" for name in expected} | {f"open {name}" for name in
+            ("opts.yaml", "train.log", "val.log", "curves.png")} <= set(written[0])
 
-    # Every process resumes from the checkpoint the first one wrote, and continues exactly.
+    # Every process resumes from the checkpoint the first one wrote (on the real entry point), and continues exactly.
+    module = f"backends.{framework}.train"
+    script = ["-m", module] if framework == "torch" else [os.path.join(*module.split(".")) + ".py"]
     resumed = tmp_path / "resumed"
     launch(framework, tmp_path / "logs_resumed", *script, "--config", tiny_config(str(data), resumed, **settings),
            "--set", f"resume_path={full / ('save_1' + SUFFIX[framework])}")
@@ -132,9 +171,8 @@ SYNC_BN_REFUSAL = {"torch": "SyncBatchNorm layers only work with GPU modules",
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_batchnorm_sync_on_cpu_is_refused_before_joining(framework, data, tmp_path, monkeypatch):
-    engine_class = getattr(importlib.import_module(f"backends.{framework}.engine"), ENGINES[framework])
     monkeypatch.setenv(WORLD_SIZE_VARIABLE[framework], "2")  # as the launcher sets it; no other process exists
     config = load_config(tiny_config(str(data), tmp_path / "sync", batchnorm_sync=True), (), ())
     with pytest.raises(SystemExit, match="batchnorm_sync") as refusal:
-        engine_class(config)
+        engine_class(framework)(config)
     assert SYNC_BN_REFUSAL[framework] in str(refusal.value)
