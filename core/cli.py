@@ -64,7 +64,9 @@ def train_main(framework, build_engine, argv=None):
         train_loader = BatchLoader(training_set(config), config["batch_size"], shuffle=True, **share)
         val_loader = None
         if not config["no_val"]:
-            val_loader = BatchLoader(validation_set(config), config["batch_size"], shuffle=False, **share)
+            # Validation runs no collective per step, so every clip is scored once even if ranks' steps differ.
+            val_loader = BatchLoader(validation_set(config), config["batch_size"], shuffle=False,
+                                     equal_steps=False, **share)
         if writes(engine):
             _save_config(config, "opts.yaml")
             processes = f" x {engine.world_size} processes" if engine.world_size > 1 else ""
