@@ -1,16 +1,19 @@
 """One backend's side of the parity tests, run in its own process (MindSpore cannot share one with the others).
 
-    python -m tests.parity.run_backend --backend paddle --task forward --arch resnet10 i3d \\
-        --kwargs '{"n_classes": 5, "widen_factor": 0.125}' --weights W.npz --input X.npy --output OUT.npz
+    python -m tests.parity.run_backend --backend paddle --task forward \\
+        --models '{"resnet10": ["resnet10", {"n_classes": 5, "widen_factor": 0.125}]}' \\
+        --weights W.npz --input X.npy --output OUT.npz
 
-Every arch given is run in this one process (framework imports and MindSpore's start-up are paid once).
-W.npz holds each arch's neutral state under `<arch>/<name>`. Tasks:
-  forward  eval-mode logits                                   -> <arch>/logits
-  sgd      one engine.train_batch with SGD (momentum, L2)      -> <arch>/loss, <arch>/state/<name>
-  adam     the same with Adam                                  -> <arch>/loss, <arch>/state/<name>
-  steps    --steps train_batch calls (SGD) on the same batch   -> <arch>/losses
+--models maps a model's name to its arch and its builder kwargs; every model given is run in this one process
+(framework imports and MindSpore's start-up are paid once). W.npz holds each model's neutral state under
+`<model>/<name>`. A model with n_input_channels C (2 for flow) gets the first C channels of the clip. Tasks:
+  forward  eval-mode logits                                   -> <model>/logits
+  sgd      one engine.train_batch with SGD (momentum, L2)      -> <model>/loss, <model>/state/<name>
+  adam     the same with Adam                                  -> <model>/loss, <model>/state/<name>
+  steps    --steps train_batch calls (SGD) on the same batch   -> <model>/losses
 Training goes through the backend's real engine (backends.<fw>.engine), with dropout 0.
-The parent side, `run_backends`, starts one process per backend at once and returns their outputs.
+The parent side, `run_backends`, starts one process per backend at once and returns their outputs;
+`torch_float64_step` is the exact reference of one step, in the calling process.
 """
 import argparse
 import importlib
@@ -75,36 +78,58 @@ def _train(backend, arch, kwargs, state, clip, labels, optimizer, steps, lr, mom
             "state": weights.to_numpy_state(engine.model)}
 
 
-def run(backend, task, archs, kwargs, weights_path, input_path, labels_path=None, steps=10, lr=0.01,
-        momentum=0.9, weight_decay=1e-3):
-    """{'<arch>/<key>': array} for every arch (see the module docstring)."""
+def torch_float64_step(arch, kwargs, state, clip, labels, optimizer, lr, momentum=0.9, weight_decay=1e-3):
+    """One step of torch's model and optimizer in float64, in this process: what the float32 backends
+    approximate. Returns (neutral state after the step, the gradient the optimizer saw: d loss / d p +
+    weight_decay * p)."""
+    import torch
+    import torch.nn.functional as F
+    from backends.torch.engine import build_optimizer, create_model
+    from backends.torch.weights import load_numpy_state, to_numpy_state
+
+    config = engine_config(arch, kwargs, optimizer, lr, momentum, weight_decay)
+    model = create_model(config)
+    load_numpy_state(model, state)
+    model.double().train()
+    logits = model(torch.from_numpy(clip.astype(np.float64)))
+    F.cross_entropy(logits, torch.from_numpy(labels.astype(np.int64))).backward()
+    gradient = {name: (param.grad + weight_decay * param).detach().numpy() for name, param in model.named_parameters()}
+    build_optimizer(config, model.parameters()).step()
+    return to_numpy_state(model), gradient
+
+
+def run(backend, task, models, weights_path, input_path, labels_path=None, steps=10, lr=0.01, momentum=0.9,
+        weight_decay=1e-3):
+    """{'<model>/<key>': array} for every model {name: (arch, kwargs)} (see the module docstring)."""
     if backend == "mindspore":
         import mindspore  # noqa: F401  (first: see DESIGN.md)
     all_weights = np.load(weights_path)
     clip = np.load(input_path)
     outputs = {}
-    for arch in archs:
-        state = {key.split("/", 1)[1]: all_weights[key] for key in all_weights.files if key.startswith(arch + "/")}
+    for model, (arch, kwargs) in models.items():
+        state = {key.split("/", 1)[1]: all_weights[key] for key in all_weights.files if key.startswith(model + "/")}
+        model_clip = clip[:, :kwargs.get("n_input_channels", 3)]
         if task == "forward":
-            result = _forward(backend, arch, kwargs, state, clip)
+            result = _forward(backend, arch, kwargs, state, model_clip)
         else:
             labels = np.load(labels_path).astype(np.int64)
-            result = _train(backend, arch, kwargs, state, clip, labels, "adam" if task == "adam" else "sgd",
+            result = _train(backend, arch, kwargs, state, model_clip, labels, "adam" if task == "adam" else "sgd",
                             steps if task == "steps" else 1, lr, momentum, weight_decay)
             result = {"losses": result["losses"]} if task == "steps" else \
                 {"loss": result["loss"], **{f"state/{k}": v for k, v in result["state"].items()}}
-        outputs.update({f"{arch}/{key}": value for key, value in result.items()})
+        outputs.update({f"{model}/{key}": value for key, value in result.items()})
     return outputs
 
 
-def run_backends(backends, task, archs, kwargs, weights, clip, work_dir, labels=None, **options):
+def run_backends(backends, task, models, weights, clip, work_dir, labels=None, **options):
     """Run `task` on every backend, each in its own process, all at once.
 
-    weights: {arch: neutral state}; clip, labels: numpy arrays. Returns {backend: {'<arch>/<key>': array}}.
+    models: {name: (arch, builder kwargs)}; weights: {name: neutral state}; clip, labels: numpy arrays.
+    Returns {backend: {'<model>/<key>': array}}.
     """
     weights_path, input_path = os.path.join(work_dir, "weights.npz"), os.path.join(work_dir, "input.npy")
-    np.savez(weights_path, **{f"{arch}/{name}": value
-                              for arch, state in weights.items() for name, value in state.items()})
+    np.savez(weights_path, **{f"{model}/{name}": value
+                              for model, state in weights.items() for name, value in state.items()})
     np.save(input_path, clip)
     extra = []
     if labels is not None:
@@ -118,7 +143,7 @@ def run_backends(backends, task, archs, kwargs, weights, clip, work_dir, labels=
     for backend in backends:
         output = os.path.join(work_dir, f"{task}_{backend}.npz")
         command = [sys.executable, "-m", "tests.parity.run_backend", "--backend", backend, "--task", task,
-                   "--arch", *archs, "--kwargs", json.dumps(kwargs), "--weights", weights_path,
+                   "--models", json.dumps(models), "--weights", weights_path,
                    "--input", input_path, "--output", output, *extra]
         processes[backend] = (subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                                stderr=subprocess.PIPE, text=True), output)
@@ -140,9 +165,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", required=True, choices=BACKENDS)
     parser.add_argument("--task", required=True, choices=("forward", "sgd", "adam", "steps"))
-    parser.add_argument("--arch", required=True, nargs="+", help="architectures (core.archs.ARCHS names)")
-    parser.add_argument("--kwargs", default="{}", help="builder kwargs as JSON, shared by all archs")
-    parser.add_argument("--weights", required=True, help=".npz of neutral states, keys <arch>/<name>")
+    parser.add_argument("--models", required=True,
+                        help='JSON {model name: [arch (core.archs.ARCHS name), builder kwargs]}')
+    parser.add_argument("--weights", required=True, help=".npz of neutral states, keys <model>/<name>")
     parser.add_argument("--input", required=True, help=".npy clip batch (B, C, T, H, W)")
     parser.add_argument("--labels", help=".npy class indices (B,), for the training tasks")
     parser.add_argument("--output", required=True, help=".npz for the results")
@@ -153,8 +178,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.task != "forward" and not args.labels:
         parser.error(f"--task {args.task} needs --labels")
-    outputs = run(args.backend, args.task, args.arch, json.loads(args.kwargs), args.weights, args.input, args.labels,
-                  args.steps, args.lr, args.momentum, args.weight_decay)
+    outputs = run(args.backend, args.task, json.loads(args.models), args.weights, args.input, args.labels, args.steps,
+                  args.lr, args.momentum, args.weight_decay)
     np.savez(args.output, **outputs)
 
 

@@ -6,16 +6,22 @@ from core.archs import ARCHS
 from tests.parity.run_backend import BACKENDS, run_backends
 
 KWARGS = dict(n_classes=5, widen_factor=0.125)
+# Every arch with the default options, and the builder options the defaults leave out.
+MODELS = {**{arch: (arch, KWARGS) for arch in ARCHS},
+          "resnet18 shortcut A, conv1 3 x 7 x 7 stride 2, no max pool": (
+              "resnet18", dict(KWARGS, shortcut_type="A", conv1_t_size=3, conv1_t_stride=2, no_max_pool=True)),
+          "i3d flow": ("i3d", dict(KWARGS, n_input_channels=2))}
 
 
 def test_every_arch_gives_the_same_logits_in_every_backend(tmp_path):
-    weights = {arch: random_state(arch, seed=index, **KWARGS) for index, arch in enumerate(ARCHS)}
+    weights = {model: random_state(arch, seed=index, **kwargs)
+               for index, (model, (arch, kwargs)) in enumerate(MODELS.items())}
     # Odd sizes exercise the padding rules: max pool borders, TF "same" padding, stride remainders.
     clip = np.random.default_rng(0).standard_normal((2, 3, 9, 33, 37)).astype(np.float32)
-    results = run_backends(BACKENDS, "forward", ARCHS, KWARGS, weights, clip, str(tmp_path))
-    for arch in ARCHS:
-        reference = results["torch"][f"{arch}/logits"]
-        assert reference.shape == (2, 5) and np.abs(reference).max() > 0.1, arch
+    results = run_backends(BACKENDS, "forward", MODELS, weights, clip, str(tmp_path))
+    for model in MODELS:
+        reference = results["torch"][f"{model}/logits"]
+        assert reference.shape == (2, 5) and np.abs(reference).max() > 0.1, model
         for backend in ("paddle", "mindspore"):
-            logits = results[backend][f"{arch}/logits"]
-            assert np.abs(logits - reference).max() <= 1e-4 * max(1.0, np.abs(reference).max()), (arch, backend)
+            logits = results[backend][f"{model}/logits"]
+            assert np.abs(logits - reference).max() <= 1e-4 * max(1.0, np.abs(reference).max()), (model, backend)

@@ -1,21 +1,27 @@
 """One optimiser step and ten steps through each backend's engine agree across torch, Paddle and MindSpore.
 
 Random weights and a 4-clip batch of 4 x 64 x 64 (BatchNorm in training mode sees at least 16 values per
-channel in every layer). ResNet-10 is the model: its training forward is well conditioned, so float32
-rounding stays at 1e-7. In deeper random nets a channel with a nearly constant batch makes BatchNorm
-amplify rounding, and an activation within rounding of zero can fall on either side of a ReLU; then one
-step already differs by more than 1e-5 although every backend is right (torch itself differs that much
-from its own float64 result).
+channel in every layer). States are compared as max|a - b| / max(1, max|a|), so for a weight the bound is one
+on lr x (gradient difference). Float32 gradients of these BatchNorm nets are exact to about 1e-4 of their
+largest element (sums of 1e4-1e5 products, then BatchNorm's mean subtraction), in every backend and in torch
+against its own float64 result. The SGD step therefore takes lr 1e-3, where lr x max|gradient| is 1e-3 for
+ResNet-10 and 2e-2-4e-2 for the stems of I3D and R(2+1)D-18: at lr 1e-2, I3D's stem conv (max|gradient| 21)
+lands 0.6-1.7e-5 from the exact float64 step in every backend, torch included. That float64 torch step is
+the reference all three must match.
+The ten steps use ResNet-10 alone: its training forward is well conditioned, so float32 rounding stays at
+1e-7, while over ten steps a deeper random net's nearly constant BatchNorm channels and activations within
+rounding of zero (either side of a ReLU) let rounding grow past 1e-3 although every backend is right.
 """
 import numpy as np
 import pytest
 
 from convert.compare import random_state
-from tests.parity.run_backend import BACKENDS, run_backends
+from tests.parity.run_backend import BACKENDS, run_backends, torch_float64_step
 
 KWARGS = dict(n_classes=3, widen_factor=0.125)
-ARCH = "resnet10"
 STATS = ("running_mean", "running_var")
+SGD_ARCHS = ("resnet10", "r2plus1d_18", "i3d")  # ResNet, (2+1)D and I3D (BatchNorm eps 1e-3, TF "same" padding)
+SGD_LR = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -24,66 +30,82 @@ def batch():
     return rng.standard_normal((4, 3, 4, 64, 64)).astype(np.float32), np.array([0, 1, 2, 1])
 
 
-def one_step(tmp_path, batch, task, lr):
-    weights = {ARCH: random_state(ARCH, seed=0, **KWARGS)}
+def one_step(tmp_path, batch, task, archs, lr):
+    """{arch: (weights before, {backend: state after}, {backend: loss})} of one `task` step in every backend."""
+    weights = {arch: random_state(arch, seed=0, **KWARGS) for arch in archs}
     clip, labels = batch
-    results = run_backends(BACKENDS, task, [ARCH], KWARGS, weights, clip, str(tmp_path), labels=labels, lr=lr,
-                           momentum=0.9, weight_decay=1e-3)
-    prefix = f"{ARCH}/state/"
-    states = {backend: {k[len(prefix):]: v for k, v in out.items() if k.startswith(prefix)}
-              for backend, out in results.items()}
-    return weights[ARCH], states, {backend: float(out[f"{ARCH}/loss"]) for backend, out in results.items()}
+    results = run_backends(BACKENDS, task, {arch: (arch, KWARGS) for arch in archs}, weights, clip, str(tmp_path),
+                           labels=labels, lr=lr, momentum=0.9, weight_decay=1e-3)
+    steps = {}
+    for arch in archs:
+        prefix = f"{arch}/state/"
+        states = {backend: {k[len(prefix):]: v for k, v in out.items() if k.startswith(prefix)}
+                  for backend, out in results.items()}
+        steps[arch] = weights[arch], states, {backend: float(out[f"{arch}/loss"]) for backend, out in results.items()}
+    return steps
 
 
 def relative_error(a, b):
     return np.abs(a - b).max() / max(1.0, np.abs(a).max())
 
 
-def test_sgd_step_updates_parameters_and_batchnorm_statistics_alike(tmp_path, batch):
-    before, states, losses = one_step(tmp_path, batch, "sgd", lr=0.01)
-    reference = states["torch"]
-    assert not np.allclose(reference["conv1.weight"], before["conv1.weight"])
-    # Paddle keeps the unbiased batch variance too (backends/paddle/models BatchNorm3D): n / (n - 1) would show.
-    assert not np.allclose(reference["bn1.running_var"], before["bn1.running_var"])
-    for backend in ("paddle", "mindspore"):
-        assert abs(losses[backend] - losses["torch"]) <= 1e-5 * losses["torch"]
-        assert states[backend].keys() == reference.keys()
-        for name, value in reference.items():
-            assert relative_error(value, states[backend][name]) <= 1e-5, (backend, name)
+@pytest.fixture(scope="module")
+def sgd_steps(tmp_path_factory, batch):
+    return one_step(tmp_path_factory.mktemp("sgd"), batch, "sgd", SGD_ARCHS, SGD_LR)
+
+
+@pytest.mark.parametrize("arch", SGD_ARCHS)
+def test_sgd_step_updates_parameters_and_batchnorm_statistics_alike(sgd_steps, batch, arch):
+    before, states, losses = sgd_steps[arch]
+    exact, _ = torch_float64_step(arch, KWARGS, before, *batch, "sgd", SGD_LR)
+    # Every weight moves by more than the tolerance, and every running variance: Paddle keeps the unbiased
+    # batch variance too (backends/paddle/models BatchNorm3D), n / (n - 1) would show.
+    assert exact.keys() == before.keys()
+    moved = {name for name in exact if np.abs(exact[name] - before[name]).max() > 1e-5}
+    assert moved >= {name for name in exact if before[name].ndim > 1 or name.endswith("running_var")}
+    for backend in BACKENDS:
+        assert abs(losses[backend] - losses["torch"]) <= 1e-5 * losses["torch"], backend
+        assert states[backend].keys() == exact.keys()
+        for name, value in exact.items():
+            assert relative_error(value, states[backend][name]) <= 1e-5, (backend, name, "vs float64")
+            assert relative_error(states["torch"][name], states[backend][name]) <= 1e-5, (backend, name, "vs torch")
 
 
 @pytest.fixture(scope="module")
 def adam_step(tmp_path_factory, batch):
-    return one_step(tmp_path_factory.mktemp("adam"), batch, "adam", lr=1e-3)
+    before, states, losses = one_step(tmp_path_factory.mktemp("adam"), batch, "adam", ["resnet10"], 1e-3)["resnet10"]
+    _, gradient = torch_float64_step("resnet10", KWARGS, before, *batch, "adam", 1e-3)
+    return before, states, losses, gradient
 
 
 @pytest.mark.parametrize("backend", ["paddle", "mindspore"])
 def test_adam_step_agrees_except_where_the_gradient_is_rounding_noise(adam_step, backend):
-    before, states, losses = adam_step
+    before, states, losses, gradient = adam_step
     reference = states["torch"]
     assert abs(losses[backend] - losses["torch"]) <= 1e-5 * losses["torch"]
     moved = np.abs(reference["fc.weight"] - before["fc.weight"])
     assert np.allclose(np.median(moved), 1e-3, rtol=0.01)  # Adam's first step is lr * sign(gradient)
-    off = total = 0
+    exempt = total = 0
     for name, value in reference.items():
-        other = states[backend][name]
-        if name.endswith(STATS):
-            assert relative_error(value, other) <= 1e-5, name
-            continue
-        # Adam moves every element by about lr whatever its gradient's size, so an element whose
-        # gradient is rounding noise may step either way; such elements must be rare.
-        assert np.abs(value - other).max() <= 2.5e-3, name
-        off += int((np.abs(value - other) > 1e-5 * max(1.0, np.abs(value).max())).sum())
+        within = np.abs(value - states[backend][name]) <= 1e-5 * max(1.0, np.abs(value).max())
+        if value.ndim > 1:
+            # Adam moves an element by about lr whatever its gradient's size, so where the exact gradient is a
+            # sum that cancels to almost 0, float32 rounding decides how far and which way it steps.
+            magnitude = np.abs(gradient[name])
+            noise = magnitude < 1e-4 * np.median(magnitude)
+            within |= noise
+            exempt += int(noise.sum())
+        assert within.all(), (name, np.abs(value - states[backend][name]).max())
         total += value.size
-    assert off <= 1e-3 * total, (off, total)
+    assert exempt <= 5e-4 * total, (exempt, total)  # 44 of 233739 weights
 
 
 def test_ten_sgd_steps_give_the_same_loss_curve(tmp_path, batch):
-    weights = {ARCH: random_state(ARCH, seed=0, **KWARGS)}
+    weights = {"resnet10": random_state("resnet10", seed=0, **KWARGS)}
     clip, labels = batch
-    results = run_backends(BACKENDS, "steps", [ARCH], KWARGS, weights, clip, str(tmp_path), labels=labels,
-                           steps=10, lr=0.01, momentum=0.9, weight_decay=1e-3)
-    reference = results["torch"][f"{ARCH}/losses"]
+    results = run_backends(BACKENDS, "steps", {"resnet10": ("resnet10", KWARGS)}, weights, clip, str(tmp_path),
+                           labels=labels, steps=10, lr=0.01, momentum=0.9, weight_decay=1e-3)
+    reference = results["torch"]["resnet10/losses"]
     assert len(reference) == 10 and reference[-1] < 0.5 * reference[0]  # it learns the batch
     for backend in ("paddle", "mindspore"):
-        np.testing.assert_allclose(results[backend][f"{ARCH}/losses"], reference, rtol=1e-3, err_msg=backend)
+        np.testing.assert_allclose(results[backend]["resnet10/losses"], reference, rtol=1e-3, err_msg=backend)
