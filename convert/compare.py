@@ -7,14 +7,16 @@ Each backend runs in its own process and records the output of every named layer
 Paddle forward post-hooks, MindSpore Cell forward hooks in PyNative mode) in execution order; a layer
 called several times (a shared ReLU) appears as name, name#2, ... The first backend is the reference:
 the table lists every layer both backends have, with max |ref| and the max absolute and relative
-differences, and marks the first layer whose difference exceeds tolerance * max(1, max |ref|). The exit
-status is 1 when any layer does, so the command can gate a port. Without --weights the model gets seeded
+differences, and marks the first layer whose difference exceeds tolerance * max(1, max |ref|); then it
+counts and names the layers only one backend recorded. The exit status is 1 when any layer is over
+tolerance or has no counterpart, so the command can gate a port. Without --weights the model gets seeded
 random weights (BatchNorm statistics included) from the architecture's shapes.
 """
 import argparse
 import importlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -110,7 +112,9 @@ def _capture_mindspore(model, clip):
     ms.set_context(mode=ms.PYNATIVE_MODE)  # hooks run in PyNative only
     outputs = []
     for name, cell in model.cells_and_names():
-        if name:
+        # MindSpore's BatchNorm3d runs an inner BatchNorm2d cell `bn2d` on a reshaped tensor: an implementation
+        # detail that torch and Paddle have no layer for.
+        if name and not name.endswith(".bn2d"):
             cell.register_forward_hook(_recorder(outputs, name, lambda t: t.asnumpy().copy()))
     model.set_train(False)
     logits = model(ms.Tensor(clip)).asnumpy()
@@ -169,9 +173,21 @@ def run_capture(backend, arch, model_kwargs, state, clip, work_dir):
         return [(key.split(" ", 1)[1], data[key]) for key in sorted(data.files)]
 
 
+@dataclass
+class Comparison:
+    rows: list  # LayerDiff of each layer both backends recorded, in the reference's order
+    only_reference: list  # names of the layers only the reference recorded
+    only_other: list
+
+    @property
+    def passed(self):
+        return all(r.passed for r in self.rows) and not self.only_reference and not self.only_other
+
+
 def compare_layers(reference, other, tolerance):
-    """LayerDiff for each layer of `reference` (in its order) that `other` also recorded."""
+    """Comparison of the layers of `reference` with those `other` recorded, matched by name."""
     others = dict(other)
+    reference_names = {name for name, _ in reference}
     rows = []
     for name, ref in reference:
         if name not in others:
@@ -184,10 +200,16 @@ def compare_layers(reference, other, tolerance):
         max_abs = float(np.abs(ref.astype(np.float64) - value).max()) if ref.size else 0.0
         rows.append(LayerDiff(name, ref.shape, max_ref, max_abs, max_abs / max_ref if max_ref else max_abs,
                               max_abs <= tolerance * max(1.0, max_ref)))
-    return rows
+    return Comparison(rows, [name for name, _ in reference if name not in others],
+                      [name for name, _ in other if name not in reference_names])
 
 
-def format_table(reference_name, other_name, rows, tolerance):
+def _listed(names, limit=10):
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def format_table(reference_name, other_name, comparison, tolerance):
+    rows = comparison.rows
     width = max([len(r.name) for r in rows] + [5])
     lines = [f"{reference_name} (reference) vs {other_name}, tolerance {tolerance:g} * max(1, max|ref|)",
              f"{'layer':<{width}}  {'shape':<22} {'max|ref|':>10} {'max abs':>10} {'max rel':>10}"]
@@ -196,9 +218,15 @@ def format_table(reference_name, other_name, rows, tolerance):
         mark = "  <-- first divergence" if r is first else ("  over" if not r.passed else "")
         lines.append(f"{r.name:<{width}}  {str(tuple(r.shape)):<22} {r.max_ref:>10.3e} {r.max_abs:>10.3e} "
                      f"{r.max_rel:>10.3e}{mark}")
+    unmatched = [(name, names) for name, names in ((reference_name, comparison.only_reference),
+                                                   (other_name, comparison.only_other)) if names]
+    lines.append(f"unmatched layers: {sum(len(names) for _, names in unmatched)}"
+                 + "".join(f"; only in {name}: {_listed(names)}" for name, names in unmatched))
     if first:
         over = sum(not r.passed for r in rows)
         lines.append(f"first layer over tolerance: {first.name} ({over} of {len(rows)} layers over)")
+    elif unmatched:
+        lines.append(f"all {len(rows)} matched layers within tolerance, but not every layer has a counterpart")
     else:
         lines.append(f"all {len(rows)} layers within tolerance")
     return "\n".join(lines)
@@ -208,7 +236,10 @@ def _model_and_state(args):
     extra = json.loads(args.model_kwargs)
     if args.weights:
         from convert.checkpoint import read_checkpoint
-        checkpoint = read_checkpoint(args.weights, arch=args.arch)
+        try:
+            checkpoint = read_checkpoint(args.weights, arch=args.arch)
+        except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as error:  # as `python -m convert`
+            raise SystemExit(f"convert.compare: {error}") from None
         return checkpoint.arch, {**checkpoint.model_kwargs, **extra}, checkpoint.state
     if not args.arch:
         raise SystemExit("convert.compare: --arch is needed when no --weights file is given")
@@ -256,9 +287,9 @@ def main(argv=None):
     reference = args.backends[0]
     failed = False
     for other in args.backends[1:]:
-        rows = compare_layers(captured[reference], captured[other], args.tolerance)
-        print(format_table(reference, other, rows, args.tolerance))
-        failed |= not all(r.passed for r in rows)
+        comparison = compare_layers(captured[reference], captured[other], args.tolerance)
+        print(format_table(reference, other, comparison, args.tolerance))
+        failed |= not comparison.passed
     return 1 if failed else 0
 
 

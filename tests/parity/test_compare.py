@@ -3,6 +3,9 @@ import re
 import subprocess
 import sys
 
+import numpy as np
+
+from convert.compare import compare_layers, format_table
 from tests.parity.run_backend import ROOT
 
 
@@ -21,7 +24,7 @@ def test_identical_weights_pass_and_layers_come_in_execution_order():
                            "--widen-factor", "0.125")
     assert code == 0, report
     names = layer_names(report)
-    assert re.search(rf"all {len(names)} layers within tolerance", report)
+    assert "unmatched layers: 0" in report and re.search(rf"all {len(names)} layers within tolerance", report)
     # Execution order: a block's layers before the block, the shortcut before the main branch, the head last.
     assert names[:4] == ["conv1", "bn1", "relu", "maxpool"]
     assert names.index("layer2.0.downsample.1") < names.index("layer2.0.conv1") < names.index("layer2.0")
@@ -49,4 +52,38 @@ def test_mindspore_layers_are_captured_and_compared():
     names = layer_names(report)
     # MindSpore's inner bn2d cell has no torch counterpart and is left out.
     assert "Mixed_3b.b0.bn" in names and not any(name.endswith("bn2d") for name in names)
+    assert "unmatched layers: 0" in report
     assert "first layer over tolerance: Mixed_4c.b1b.conv3d " in report
+
+
+def test_a_kenshohara_checkpoint_gives_arch_and_weights(tmp_path):
+    import torch
+
+    from tests.community import write_kenshohara_pth
+
+    path = str(tmp_path / "r3d18_K_200ep.pth")
+    model = write_kenshohara_pth(path, "resnet18", n_classes=7, data_parallel=True, seed=3, widen_factor=0.125,
+                                 shortcut_type="A")
+    code, report = compare("--weights", path, "--backends", "torch", "paddle", "--input-size", "5", "33", "37")
+    assert code == 0, report
+    assert "unmatched layers: 0" in report and re.search(r"all \d+ layers within tolerance", report)
+    names = layer_names(report)
+    # Shortcut A: a parameter-free zero-padding shortcut where B has a conv and a BatchNorm.
+    assert "layer4.1.conv2" in names and "layer2.0.downsample" in names and "layer2.0.downsample.0" not in names
+    # The file's weights, not random ones: the report's logits are those of the model written.
+    clip = np.random.default_rng(0).standard_normal((1, 3, 5, 33, 37)).astype(np.float32)
+    with torch.no_grad():
+        logits = model(torch.from_numpy(clip)).numpy()
+    output = next(line.split() for line in report.splitlines() if line.startswith("output "))
+    assert output[1:3] == ["(1,", "7)"] and np.isclose(float(output[3]), np.abs(logits).max(), rtol=1e-3)
+
+
+def test_layers_on_one_side_only_are_counted_named_and_fail():
+    layer = np.ones((1, 2), np.float32)
+    comparison = compare_layers([("conv1", layer), ("bn1", layer), ("fc", layer)],
+                                [("conv1", layer), ("fc", layer), ("fc.extra", layer)], 1e-4)
+    assert [row.name for row in comparison.rows] == ["conv1", "fc"] and all(row.passed for row in comparison.rows)
+    assert (comparison.only_reference, comparison.only_other, comparison.passed) == (["bn1"], ["fc.extra"], False)
+    report = format_table("torch", "paddle", comparison, 1e-4)
+    assert "unmatched layers: 2; only in torch: bn1; only in paddle: fc.extra" in report
+    assert report.endswith("all 2 matched layers within tolerance, but not every layer has a counterpart")
