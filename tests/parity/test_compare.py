@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from convert.compare import compare_layers, format_table
+from convert.compare import BROKEN_EPSILON, capture_layers, compare_layers, format_table, random_state
 from tests.parity.run_backend import ROOT
 
 
@@ -43,6 +43,29 @@ def test_a_wrong_batchnorm_epsilon_is_pinpointed():
     passed = names[:names.index("layer2.1.bn1")]
     assert len(passed) > 20 and not any(" over" in line for line in report.splitlines()
                                         if line.split() and line.split()[0] in passed)
+
+
+def test_a_wrong_epsilon_in_paddle_code_is_pinpointed(monkeypatch):
+    """--break changes the weights; here the fault is in the backend: Paddle runs one BatchNorm with another
+    epsilon, as a port that forgot a layer's eps would. Both run in this process: no MindSpore, no start-ups."""
+    from backends.paddle import weights
+
+    load = weights.load_numpy_state
+
+    def load_into_a_broken_model(model, state):
+        load(model, state)
+        dict(model.named_sublayers())["layer2.1.bn1"]._epsilon += BROKEN_EPSILON
+
+    monkeypatch.setattr(weights, "load_numpy_state", load_into_a_broken_model)
+    kwargs = dict(n_classes=5, widen_factor=0.125)
+    state = random_state("resnet18", **kwargs)
+    clip = np.random.default_rng(0).standard_normal((1, 3, 5, 33, 37)).astype(np.float32)
+    comparison = compare_layers(capture_layers("torch", "resnet18", kwargs, state, clip),
+                                capture_layers("paddle", "resnet18", kwargs, state, clip), 1e-4)
+    assert not comparison.passed and not comparison.only_reference and not comparison.only_other
+    failed = [row.name for row in comparison.rows if not row.passed]
+    assert failed[0] == "layer2.1.bn1" and len(comparison.rows) - len(failed) > 20
+    assert "first layer over tolerance: layer2.1.bn1 " in format_table("torch", "paddle", comparison, 1e-4)
 
 
 def test_mindspore_layers_are_captured_and_compared():
