@@ -46,6 +46,9 @@ def _read_pth(path):
         raise safe_pickle.UnsafePickleError(
             f"{path}: refusing to load: the pickle references more than tensors and plain containers "
             f"({reasons[0] if reasons else 'see torch.load(weights_only=True)'})") from None
+    except (KeyError, EOFError, IndexError, RuntimeError, UnicodeDecodeError) as error:
+        # torch.load's errors on a file that is not a checkpoint at all (text, truncated zip, ...).
+        raise ValueError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {error})") from None
     return map_arrays(tree, lambda tensor: tensor.detach().numpy(), torch.Tensor)
 
 

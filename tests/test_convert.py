@@ -315,6 +315,18 @@ def test_pickles_that_would_run_code_are_refused(tmp_path):
     assert os.path.exists(tmp_path / "ran")
 
 
+def test_files_that_are_no_checkpoint_are_named_not_tracebacks(tmp_path):
+    write_kenshohara_pth(tmp_path / "good.pth", "resnet10", 3, widen_factor=0.125)
+    data = (tmp_path / "good.pth").read_bytes()
+    (tmp_path / "cut.pth").write_bytes(data[:len(data) // 2])
+    (tmp_path / "text.pth").write_text("hello world")
+    for name in ("cut.pth", "text.pth"):
+        with pytest.raises(SystemExit) as exit_info:
+            convert_main([str(tmp_path / name), str(tmp_path / "out.npz")])
+        assert f"{name}: not a readable PyTorch file" in str(exit_info.value.code)
+    assert not os.path.exists(tmp_path / "out.npz")
+
+
 def test_help_documents_formats_layouts_and_examples(capsys):
     with pytest.raises(SystemExit):
         convert_main(["--help"])
