@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 
 from core.config import load_config
+from core.datasets import validation_set
 from core.loader import BatchLoader, rank_share
 from core.training import read_log
-from tests._distributed_step import engine_class, train_and_validate
+from tests._distributed_step import engine_class, summed_loss, train_and_validate
 from tests._training_data import tiny_config, write_colour_dataset
 from tests.conftest import ROOT
 
@@ -125,13 +126,36 @@ def test_two_processes_with_batch_4_take_the_steps_of_one_with_batch_8(framework
         np.testing.assert_allclose(two[name], one[name], atol=1e-5, rtol=0, err_msg=name)
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_two_process_training_writes_once_and_resumes(framework, data, tmp_path):
-    settings = dict(n_epochs=2, checkpoint=1, learning_rate=0.005)
-    full = tmp_path / "full"
-    output = launch(framework, tmp_path / "logs", STEP_SCRIPT, "train", framework, str(full),
-                    "--config", tiny_config(str(data), full, **settings))
+TRAINING = dict(n_epochs=2, checkpoint=1, learning_rate=0.005)
 
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def two_process_training(request, data, tmp_path_factory):
+    """(framework, result dir, launcher log dir, launcher output) of one 2-epoch training CLI run in 2
+    processes, shared by the tests that read it."""
+    framework = request.param
+    root = tmp_path_factory.mktemp(f"trained_{framework}")
+    full = root / "full"
+    output = launch(framework, root / "logs", STEP_SCRIPT, "train", framework, str(full),
+                    "--config", tiny_config(str(data), full, **TRAINING))
+    return framework, full, root / "logs", output
+
+
+def test_two_process_validation_scores_the_checkpoint_rank_0_saves(two_process_training, data, tmp_path):
+    framework, full, _, _ = two_process_training
+    config = load_config(tiny_config(str(data), tmp_path / "check", **TRAINING), (), ())
+    engine = engine_class(framework)(config)  # one process
+    engine.load(str(full / f"save_2{SUFFIX[framework]}"))
+    engine.begin_epoch(2, False)
+    loss_sum, n_samples = summed_loss(engine, engine.eval_batch, BatchLoader(validation_set(config), 4))
+    assert n_samples == 9
+    # With each process's own BatchNorm statistics val.log read 1.011910 / 1.049810 / 1.124267 here
+    # (torch / paddle / mindspore), 3e-3 to 1e-2 away from the checkpoint's 1.008741 / 1.059345 / 1.120246.
+    assert float(read_log(full / "val.log")[-1]["loss"]) == pytest.approx(loss_sum / n_samples, abs=1e-6)
+
+
+def test_two_process_training_writes_once_and_resumes(two_process_training, data, tmp_path):
+    framework, full, log_dir, output = two_process_training
     rows = read_log(full / "train.log")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert [int(r["epoch"]) for r in read_log(full / "val.log")] == [1, 2]
@@ -139,11 +163,11 @@ def test_two_process_training_writes_once_and_resumes(framework, data, tmp_path)
     files = set(os.listdir(full))
     assert {f for f in files if f.startswith("save_")} == expected and not [f for f in files if f.startswith(".tmp")]
     assert "x 2 processes" in output
-    assert rank_output(framework, tmp_path / "logs", output, 0).count("epoch 1/2") == 1
+    assert rank_output(framework, log_dir, output, 0).count("epoch 1/2") == 1
     if framework != "torch":
-        assert "epoch 1/2" not in rank_output(framework, tmp_path / "logs", output, 1)
+        assert "epoch 1/2" not in rank_output(framework, log_dir, output, 1)
     # The final names alone cannot show a second writer: each process's writes were noted.
-    written = {rank: (tmp_path / f"full.writes.{rank}").read_text().splitlines() for rank in (0, 1)}
+    written = {rank: full.with_name(f"full.writes.{rank}").read_text().splitlines() for rank in (0, 1)}
     assert written[1] == []
     assert {f"replace {name}" for name in expected} | {f"open {name}" for name in
             ("opts.yaml", "train.log", "val.log", "curves.png")} <= set(written[0])
@@ -152,7 +176,7 @@ def test_two_process_training_writes_once_and_resumes(framework, data, tmp_path)
     module = f"backends.{framework}.train"
     script = ["-m", module] if framework == "torch" else [os.path.join(*module.split(".")) + ".py"]
     resumed = tmp_path / "resumed"
-    launch(framework, tmp_path / "logs_resumed", *script, "--config", tiny_config(str(data), resumed, **settings),
+    launch(framework, tmp_path / "logs_resumed", *script, "--config", tiny_config(str(data), resumed, **TRAINING),
            "--set", f"resume_path={full / ('save_1' + SUFFIX[framework])}")
     resumed_rows = read_log(resumed / "train.log")
     assert [{k: v for k, v in row.items() if k != "time"} for row in (rows[1], resumed_rows[0])] == 2 * [

@@ -35,3 +35,12 @@ def all_reduce_sum(values):
     parts = np.stack([high, (values - high).astype(np.float32)])
     summed = ops.AllReduce()(ms.Tensor(parts)).asnumpy().astype(np.float64)
     return (summed[0] + summed[1]).tolist()
+
+
+def broadcast_batchnorm_statistics(model):
+    """Give this process rank 0's BatchNorm running statistics (`moving_mean`, `moving_variance`), in place."""
+    # ops.Broadcast is documented for Ascend and GPU and runs on CPU too; ops.communication.broadcast lists no GPU.
+    broadcast = ops.Broadcast(0)
+    for param in model.get_parameters():
+        if param.name.endswith(("moving_mean", "moving_variance")):
+            ops.assign(param, broadcast((param,))[0])

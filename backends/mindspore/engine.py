@@ -97,6 +97,8 @@ class MindSporeEngine(Engine):
         self.model.set_train(train)
         if train:
             ms.set_seed(epoch_seed(self.config["manual_seed"], epoch, self.rank))
+        elif self.world_size > 1:  # validate with the statistics rank 0's checkpoint saves
+            distributed.broadcast_batchnorm_statistics(self.model)
 
     def set_lr(self, lr):
         # In place: after the first step, the optimizer's compiled update ignores a set_data() rate.

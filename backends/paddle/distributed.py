@@ -28,3 +28,10 @@ def all_reduce_sum(values):
     tensor = paddle.to_tensor(values, dtype="float64")
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def broadcast_batchnorm_statistics(model):
+    """Give this process rank 0's BatchNorm running statistics (`_mean`, `_variance`), in place."""
+    for name, param in model.named_parameters():
+        if name.endswith(("._mean", "._variance")):
+            dist.broadcast(param, 0)

@@ -87,6 +87,8 @@ class PaddleEngine(Engine):
         self.model.train() if train else self.model.eval()
         if train:
             paddle.seed(epoch_seed(self.config["manual_seed"], epoch, self.rank))
+        elif self.world_size > 1:  # validate with the statistics rank 0's checkpoint saves
+            distributed.broadcast_batchnorm_statistics(self.model)
 
     def set_lr(self, lr):
         self.optimizer.set_lr(lr)

@@ -37,6 +37,12 @@ def all_reduce_sum(values):
     return tensor.tolist()
 
 
+def broadcast_batchnorm_statistics(model):
+    """Give this process rank 0's BatchNorm running statistics (the model's buffers), in place."""
+    for buffer in model.buffers():
+        dist.broadcast(buffer, 0)
+
+
 def finish():
     """Wait for every process, then leave the group: a Gloo group torn down at interpreter exit while
     another process still talks to it aborts ('terminate called without an active exception')."""

@@ -70,6 +70,8 @@ class TorchEngine(Engine):
         self.model.train(train)
         if train:
             torch.manual_seed(epoch_seed(self.config["manual_seed"], epoch, self.rank))
+        elif self.world_size > 1:  # validate with the statistics rank 0's checkpoint saves
+            distributed.broadcast_batchnorm_statistics(self.model)
 
     def set_lr(self, lr):
         for group in self.optimizer.param_groups:
