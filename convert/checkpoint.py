@@ -3,12 +3,13 @@
 Everything passes through the neutral {name: numpy array} of core.state_dict, checked against
 the shapes the architecture implies (shapes.py) before anything is written.
 """
+import os
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
 
-from convert.formats import format_of, write_atomically
+from convert.formats import EXTENSIONS, format_of, write_atomically
 from convert.layouts import Meta, detect_layout, get_layout
 from convert.shapes import HEADS, expected_shapes, family, infer_arch, infer_kwargs
 from core.state_dict import check_state
@@ -48,6 +49,19 @@ def read_checkpoint(path, fmt=None, layout=None, arch=None):
         raise ValueError(f"{path}: {error}") from None
     check_state(expected_shapes(arch, **model_kwargs), shapes, source=path)
     return Checkpoint(state, arch, model_kwargs, layout.name, meta.epoch, meta.dropped)
+
+
+def read_state(path, native_suffixes, read_native):
+    """The neutral {name: float32 array} of the weights file `path`, for a backend's load_pretrained.
+
+    `read_native(path)` reads the backend's own `native_suffixes` and any extension convert does not
+    know (as before convert could read other formats); every other format (kenshohara's .pth in Paddle,
+    a .ckpt in PyTorch, .npz, ...) and community layout goes through read_checkpoint.
+    """
+    extension = os.path.splitext(path)[1].lower()
+    if extension in native_suffixes or extension not in EXTENSIONS:
+        return read_native(path)
+    return {name: np.asarray(value, np.float32) for name, value in read_checkpoint(path).state.items()}
 
 
 def write_checkpoint(path, checkpoint, fmt=None, layout="neutral"):

@@ -19,7 +19,7 @@ from core.config import ConfigError, load_config
 from core.state_dict import StateDictMismatch
 from core.training import LRSchedule, atomic_write, fit, read_log
 from tests._training_data import CLASSES, tiny_config, write_colour_dataset
-from tests.community import write_kenshohara_pth
+from tests.community import write_kenshohara_pth, write_piergiaj_pt
 from tests.conftest import ROOT
 
 FRAMEWORKS = ("torch", "paddle", "mindspore")
@@ -257,6 +257,62 @@ def test_fine_tuning_replaces_head_and_trains_from_ft_begin_module(framework, ft
         if not name.startswith("fc."):
             np.testing.assert_array_equal(before[name], pretrained[name], err_msg=name)
         assert np.abs(after[name] - before[name]).max() > 1e-6, f"{name} did not train"
+
+
+def _fine_tuning_start(framework, data, tmp_path, pretrain_path, **overrides):
+    """The neutral weights of the model `framework` builds for 4 classes from a pretrained file of 5."""
+    config = load_config(tiny_config(str(data), tmp_path / "ft", n_classes=4, pretrain_path=str(pretrain_path),
+                                     n_pretrain_classes=5, **overrides), (), ())
+    model = importlib.import_module(f"backends.{framework}.engine").create_model(config)
+    return importlib.import_module(f"backends.{framework}.weights").to_numpy_state(model)
+
+
+def _assert_pretrained_body_new_head(state, written, head):
+    assert state.keys() == written.keys()
+    for name in written:
+        if name.startswith(head):  # a fresh head for 4 classes instead of the file's 5
+            assert state[name].shape == (4, *written[name].shape[1:]), name
+        else:
+            np.testing.assert_array_equal(state[name], written[name], err_msg=name)
+
+
+@pytest.mark.parametrize("framework,suffix", [("paddle", ".pth"), ("mindspore", ".pth"), ("torch", ".ckpt")])
+def test_fine_tuning_from_another_frameworks_file(framework, suffix, data, tmp_path):
+    """pretrain_path in another framework's format is read through convert: kenshohara's .pth in
+    Paddle and MindSpore, a .ckpt written by convert in PyTorch."""
+    from backends.torch.weights import to_numpy_state
+    from convert import read_checkpoint, write_checkpoint
+    kenshohara = tmp_path / "r3d10_K.pth"  # DataParallel's `module.` prefix, optimizer and scheduler state
+    written = to_numpy_state(write_kenshohara_pth(kenshohara, "resnet10", 5, data_parallel=True, seed=7,
+                                                  widen_factor=0.125))
+    pretrained = kenshohara
+    if suffix == ".ckpt":
+        pretrained = tmp_path / "r3d10_K.ckpt"
+        write_checkpoint(str(pretrained), read_checkpoint(str(kenshohara)))
+    state = _fine_tuning_start(framework, data, tmp_path, pretrained)
+    _assert_pretrained_body_new_head(state, written, "fc.")
+
+
+def test_fine_tuning_mindspore_i3d_from_piergiaj_file(data, tmp_path):
+    from backends.torch.weights import to_numpy_state
+    piergiaj = tmp_path / "rgb_imagenet.pt"
+    written = to_numpy_state(write_piergiaj_pt(piergiaj, n_classes=5, seed=2, widen_factor=0.125))
+    state = _fine_tuning_start("mindspore", data, tmp_path, piergiaj, model="i3d")
+    _assert_pretrained_body_new_head(state, written, "logits.")
+
+
+@pytest.mark.parametrize("framework", ["paddle", "mindspore"])
+def test_pretrained_file_convert_cannot_read_is_named(framework, tmp_path):
+    import torch
+    truncated = tmp_path / "truncated.pth"
+    torch.save({"conv1.weight": torch.zeros(3)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:40])
+    with pytest.raises(ValueError, match=f"^{truncated}: not a readable PyTorch file"):
+        weights(framework, str(truncated))
+    unknown = tmp_path / "odd.npz"  # arrays of no architecture
+    np.savez(unknown, **{"conv1.weight": np.zeros((3, 3), np.float32)})
+    with pytest.raises(ValueError, match=f"^{unknown}: "):
+        weights(framework, str(unknown))
 
 
 @pytest.mark.parametrize("framework,ms_mode", [("torch", "pynative"), ("paddle", "pynative"),

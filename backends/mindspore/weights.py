@@ -9,9 +9,12 @@ import os
 import mindspore as ms
 import numpy as np
 
+from convert import read_state
 from core.state_dict import check_state, from_mindspore
 
 OPTIMIZER_PREFIX = "optimizer."
+# Read here; every other format convert knows goes through convert.read_state.
+NATIVE_SUFFIXES = (".ckpt",)
 
 
 def to_numpy_state(model):
@@ -40,6 +43,11 @@ def load_numpy_state(model, state, strict=True):
 
 
 def load_pretrained(path):
+    """Read a weights file into a neutral dict: `.ckpt` here, other formats through convert."""
+    return read_state(path, NATIVE_SUFFIXES, _read_ckpt)
+
+
+def _read_ckpt(path):
     """Read a `.ckpt` file (mindspore.save_checkpoint) into a neutral dict."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such checkpoint file")

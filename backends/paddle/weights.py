@@ -7,11 +7,14 @@ statistics `_mean` / `_variance` and stores Linear weights as (in, out).
 import numpy as np
 import paddle
 
+from convert import read_state
 from core import safe_pickle
 from core.state_dict import check_state, from_paddle, strip_prefix, to_paddle
 
 # paddle.save and fluid.save_dygraph add this table of internal names; it is no parameter.
 PADDLE_NAME_TABLE = "StructuredToParameterName@@"
+# Read here; every other format convert knows goes through convert.read_state.
+NATIVE_SUFFIXES = (".pdparams",)
 
 
 def to_numpy_state(model):
@@ -39,6 +42,11 @@ def load_numpy_state(model, state, strict=True):
 
 
 def load_pretrained(path):
+    """Read a weights file into a neutral dict: `.pdparams` here, other formats through convert."""
+    return read_state(path, NATIVE_SUFFIXES, _read_pdparams)
+
+
+def _read_pdparams(path):
     """Read a `.pdparams` file into a neutral dict.
 
     Accepts what paddle.save / fluid.save_dygraph write for a state dict and the plain pickled

@@ -8,7 +8,11 @@ import pickle
 import numpy as np
 import torch
 
+from convert import read_state
 from core.state_dict import check_state, drop_batch_counters, strip_prefix
+
+# Read here; every other format convert knows goes through convert.read_state.
+NATIVE_SUFFIXES = (".pth", ".pt")
 
 
 def to_numpy_state(model):
@@ -36,6 +40,11 @@ def load_numpy_state(model, state, strict=True):
 
 
 def load_pretrained(path):
+    """Read a weights file into a neutral dict: PyTorch files here, other formats through convert."""
+    return read_state(path, NATIVE_SUFFIXES, _read_torch_file)
+
+
+def _read_torch_file(path):
     """Read a community PyTorch checkpoint into a neutral dict.
 
     Accepts kenshohara's `{'epoch', 'arch', 'state_dict', 'optimizer', 'scheduler'}` files
