@@ -15,7 +15,7 @@ from core.datasets import AnnotationError, load_annotations, training_set, valid
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader
 from core.state_dict import StateDictMismatch
-from core.training import ResumeError, fit, writes
+from core.training import ResumeError, WeightsFileError, fit, writes
 
 
 def _with_sets(args, *overrides):
@@ -74,7 +74,7 @@ def train_main(framework, build_engine, argv=None):
                   f"{len(train_loader.dataset)} clips, {config['n_epochs']} epochs -> {config['result_path']}")
         history = fit(config, engine, train_loader, val_loader)
         engine.finish()
-    except (StateDictMismatch, ResumeError) as e:  # pretrain_path / resume_path that does not fit; names the file
+    except (StateDictMismatch, ResumeError, WeightsFileError) as e:  # pretrain/resume file unreadable or unfit
         raise SystemExit(f"cannot train: {e}") from None
     except ConfigError as e:  # settings that clash only when the optimizer is built (core.training.sgd_options)
         raise SystemExit(f"config error: {e}") from None
@@ -124,7 +124,7 @@ def evaluate_main(framework, build_predictor, argv=None):
     def predictor(config):
         try:
             return build_predictor(config)
-        except StateDictMismatch as e:  # e.g. a flow checkpoint given as the RGB model; the engine names the file
+        except (StateDictMismatch, WeightsFileError) as e:  # e.g. a flow checkpoint given as the RGB model
             raise SystemExit(f"cannot evaluate the {config['modality']} model: {e}") from None
 
     if mode == "joint":

@@ -37,6 +37,10 @@ class ResumeError(ValueError):
     """A checkpoint that cannot continue this run: another architecture or another optimizer's state."""
 
 
+class WeightsFileError(ValueError):
+    """A pretrain_path / resume_path file that cannot be read; the message names the file."""
+
+
 class Engine:
     """What a backend implements for `fit` (documentation of the interface)."""
 
@@ -258,7 +262,13 @@ def load_weights(model, weights, path, n_pretrain_classes=None):
     pretrained file whose head is replaced where its size differs (fit_pretrained).
     A StateDictMismatch names the file.
     """
-    state = weights.load_pretrained(path)
+    try:
+        state = weights.load_pretrained(path)
+    except StateDictMismatch:
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever a reader raises on a missing, cut or foreign file
+        message = str(error) if str(path) in str(error) else f"{path}: cannot be read ({type(error).__name__}: {error})"
+        raise WeightsFileError(message) from None
     if n_pretrain_classes is not None:
         state = fit_pretrained(state, weights.to_numpy_state(model), n_pretrain_classes, path)
     with naming_file(path):

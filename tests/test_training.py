@@ -510,3 +510,14 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["save_1.pth"]
     atomic_write(str(path), lambda tmp: open(tmp, "w").write("new"))
     assert path.read_text() == "new" and os.listdir(tmp_path) == ["save_1.pth"]
+
+
+@pytest.mark.parametrize("framework", ["torch", "paddle", "mindspore"])
+@pytest.mark.parametrize("key", ["pretrain_path", "resume_path"])
+def test_unreadable_weights_file_is_named_without_a_traceback(data, tmp_path, framework, key):
+    junk = tmp_path / "save_3.pth"
+    junk.write_bytes(b"not a checkpoint")
+    config = tiny_config(str(data), tmp_path / "out", **{key: str(junk)})
+    with pytest.raises(SystemExit) as error:
+        train_main(framework, engine_class(framework), ["--config", config])
+    assert str(error.value).startswith(f"cannot train: {junk}: ")
