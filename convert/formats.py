@@ -6,6 +6,7 @@ A format also knows its framework's spelling of the neutral parameter names.
 """
 import os
 import pickle
+import struct
 import zipfile
 from dataclasses import dataclass
 from typing import Callable
@@ -46,7 +47,7 @@ def _read_pth(path):
         raise safe_pickle.UnsafePickleError(
             f"{path}: refusing to load: the pickle references more than tensors and plain containers "
             f"({reasons[0] if reasons else 'see torch.load(weights_only=True)'})") from None
-    except (KeyError, EOFError, IndexError, RuntimeError, UnicodeDecodeError) as error:
+    except (KeyError, EOFError, IndexError, RuntimeError, UnicodeDecodeError, struct.error) as error:
         # torch.load's errors on a file that is not a checkpoint at all (text, truncated zip, ...).
         raise ValueError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {error})") from None
     return map_arrays(tree, lambda tensor: tensor.detach().numpy(), torch.Tensor)

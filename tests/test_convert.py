@@ -320,7 +320,8 @@ def test_files_that_are_no_checkpoint_are_named_not_tracebacks(tmp_path):
     data = (tmp_path / "good.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[:len(data) // 2])
     (tmp_path / "text.pth").write_text("hello world")
-    for name in ("cut.pth", "text.pth"):
+    (tmp_path / "short.pth").write_text("junk")  # torch.load: struct.error
+    for name in ("cut.pth", "text.pth", "short.pth"):
         with pytest.raises(SystemExit) as exit_info:
             convert_main([str(tmp_path / name), str(tmp_path / "out.npz")])
         assert f"{name}: not a readable PyTorch file" in str(exit_info.value.code)
