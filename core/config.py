@@ -30,8 +30,10 @@ SCHEMA = {
     # model
     "model": Key(str, "resnet", "architecture family", ("resnet", "r2plus1d", "i3d")),
     "model_depth": Key(int, 18, "depth of resnet / r2plus1d (10, 18, 34, 50, 101, 152, 200)"),
-    "n_classes": Key(int, 400, "number of classes of the model trained or evaluated (at least the annotation's label count)"),
-    "n_pretrain_classes": Key(int, 0, "classes of the pretrained file's head (0: not checked); a head of another size is an error listing the mis-shaped keys"),
+    "n_classes": Key(int, 400, "number of classes of the model trained or evaluated "
+                               "(at least the annotation's label count)"),
+    "n_pretrain_classes": Key(int, 0, "classes of the pretrained file's head (0: not checked); a head of "
+                                      "another size is an error listing the mis-shaped keys"),
     "pretrain_path": Key(PATH, None, "pretrained weights to fine-tune from, in any format convert reads "
                                      "(.pth/.pt, .pdparams, .ckpt, .npz, .safetensors; community layouts)"),
     "ft_begin_module": Key(str, "", "train only this module and those after it (e.g. layer4, fc); '' trains all"),
