@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end demo: synthetic videos -> frames -> annotation JSON -> train -> evaluate -> convert.
 #
-#     bash demo.sh [torch|paddle|mindspore]      (default: torch)
+#     bash demo.sh [BACKEND]      (torch, paddle or mindspore: backends.BACKENDS; default: torch)
 #
 # Everything goes under ./demo/ (or $DEMO_DIR). A rerun reuses the videos and frames (extraction is
 # resumable) while core/synthetic.py and $DEMO_SYNTHETIC are unchanged, but trains from scratch.
@@ -13,13 +13,15 @@ cd "$(dirname "$0")"
 
 backend=${1:-torch}
 shift || true
-case "$backend" in
-    torch) suffix=pth ;;
-    paddle) suffix=pdparams ;;
-    mindspore) suffix=ckpt ;;
-    *) echo "demo.sh: unknown backend '$backend' (use torch, paddle or mindspore)" >&2; exit 2 ;;
-esac
 python=${PYTHON:-python}
+# The backend registry (backends/__init__.py) is the one list of backends and of their checkpoint formats.
+formats=$("$python" -c 'from backends import BACKENDS, native_format
+print(" ".join(f"{name}={native_format(name)}" for name in BACKENDS))')
+suffix=""
+for entry in $formats; do [ "${entry%%=*}" = "$backend" ] && suffix=${entry#*=}; done
+if [ -z "$suffix" ]; then
+    echo "demo.sh: unknown backend '$backend' (use one of: $(echo "$formats" | sed 's/=[a-z]*//g'))" >&2; exit 2
+fi
 demo=${DEMO_DIR:-demo}
 config=configs/synthetic.yaml
 results=$demo/results/$backend
@@ -51,7 +53,7 @@ checkpoint=$(ls -v "$results"/save_*."$suffix" | tail -n 1)  # -v: save_16 after
     --resume_path "$checkpoint" | tee "$results/evaluate.txt"
 
 echo "== 5/5 convert $checkpoint to the other formats"
-for other in pth pdparams ckpt; do
+for other in $(echo "$formats" | sed 's/[a-z]*=//g'); do
     [ "$other" = "$suffix" ] && continue
     "$python" -m convert "$checkpoint" "${checkpoint%.*}.$other" --verify
 done

@@ -18,10 +18,11 @@ import sys
 import tempfile
 import time
 
+from backends import BACKENDS, load
 from bench.common import run_module, synthetic_dataset, write_result
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-FRAMEWORKS = ("torch", "paddle", "mindspore")
+FRAMEWORKS = BACKENDS
 CONFIG = os.path.join(os.path.dirname(DATA), os.pardir, "configs", "synthetic.yaml")
 
 
@@ -40,14 +41,10 @@ def prepare():
 
 
 def worker(framework, repeats):
-    if framework == "mindspore":
-        import mindspore  # noqa: F401  (before torch/paddle, see DESIGN)
-    import importlib
     from core.config import load_config
     from core.evaluation import evaluate
     from core.training import LRSchedule, checkpoint_meta
-    engine_module = importlib.import_module(f"backends.{framework}.engine")
-    engine_class = next(getattr(engine_module, n) for n in dir(engine_module) if n.endswith("Engine") and n != "Engine")
+    engine_class = load(framework, "engine").Engine
     frames, annotation = prepare()
     with tempfile.TemporaryDirectory() as result_path:
         keys = [f"video_path={frames}", f"annotation_path={annotation}", f"result_path={result_path}", "device=cpu"]
@@ -56,7 +53,7 @@ def worker(framework, repeats):
         checkpoint = os.path.join(result_path, "save_0" + engine.checkpoint_suffix)
         engine.save(checkpoint, checkpoint_meta(config, 0, LRSchedule(config)))
         config = load_config(CONFIG, keys + [f"resume_path={checkpoint}"])
-        predict = engine_module.build_predictor(config)
+        predict = load(framework, "engine").build_predictor(config)
         seconds, n_videos = [], 0
         for _ in range(repeats + 1):  # the first run warms up
             start = time.perf_counter()

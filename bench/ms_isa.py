@@ -3,7 +3,7 @@
     python -m bench.ms_isa [--steps 3] [--batch 4] [--size 56] [--frames 16] [--width 0.25]
 
 Each setting runs in its own process (oneDNN reads ONEDNN_MAX_CPU_ISA once) and times
-MindSporeEngine.train_batch of a small 3D ResNet-18 after one warm-up step, as bench.ms_mode
+backends.mindspore.engine.Engine.train_batch of a small 3D ResNet-18 after one warm-up step, as bench.ms_mode
 does (each timing ends by reading a weight back). Writes bench/results/ms_isa.json with the
 seconds per step and speedup = all / AVX2.
 """
@@ -19,12 +19,12 @@ SETTINGS = {"all": "ALL", "avx2": "AVX2"}
 
 
 def time_steps(args):
-    from backends.mindspore.engine import MindSporeEngine
+    from backends.mindspore.engine import Engine
     from bench.ms_mode import random_batch, seconds_per_step
     from core.config import load_config
     config = load_config(None, ["device=cpu", "model_depth=18", "n_classes=10", f"resnet_widen_factor={args.width}",
                                 f"sample_size={args.size}", f"sample_duration={args.frames}"], ())
-    engine = MindSporeEngine(config)
+    engine = Engine(config)
     engine.begin_epoch(1, True)
     x, y = random_batch(config, args.batch)
     sync = engine.model.fc.weight.asnumpy

@@ -2,7 +2,7 @@
 
     python -m bench.ms_mode [--steps 5] [--warmup 1] [--batch 16]
 
-Times MindSporeEngine.train_batch (forward, backward, SGD update) and eval_batch on random
+Times backends.mindspore.engine.Engine.train_batch (forward, backward, SGD update) and eval_batch on random
 clips of the configs/synthetic.yaml model and clip size (3D ResNet-10 at width 0.25) after
 warm-up steps; the first step (graph mode compiles there) is reported apart. Each timing ends
 by reading a parameter back: launches may be asynchronous, and the loss can be ready before
@@ -16,7 +16,7 @@ import time
 import mindspore as ms
 import numpy as np
 
-from backends.mindspore.engine import MindSporeEngine
+from backends.mindspore.engine import Engine
 from bench.common import write_result
 from core.config import load_config
 
@@ -41,7 +41,7 @@ def random_batch(config, batch):
 
 def time_mode(mode, args):
     config = load_config(CONFIG, [f"ms_mode={mode}", "device=cpu"], ())
-    engine = MindSporeEngine(config)
+    engine = Engine(config)
     x, y = random_batch(config, args.batch)
     sync = engine.model.fc.weight.asnumpy
 

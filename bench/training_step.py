@@ -23,9 +23,10 @@ import time
 
 import numpy as np
 
+from backends import BACKENDS, load
 from bench.common import run_module, write_result
 
-FRAMEWORKS = ("torch", "paddle", "mindspore")
+FRAMEWORKS = BACKENDS
 MODELS = {"resnet18": ["model=resnet", "model_depth=18"],
           "resnet18_w0.25": ["model=resnet", "model_depth=18", "resnet_widen_factor=0.25"],
           "i3d_w0.25": ["model=i3d", "resnet_widen_factor=0.25"]}
@@ -100,13 +101,9 @@ def bare_step(framework, config):
 
 
 def worker(framework, rounds, steps, warmup):
-    if framework == "mindspore":
-        import mindspore  # noqa: F401  (before torch/paddle, see DESIGN)
-    import importlib
     from core.config import load_config
     from core.training import _run_epoch
-    engine_module = importlib.import_module(f"backends.{framework}.engine")
-    engine_class = next(getattr(engine_module, n) for n in dir(engine_module) if n.endswith("Engine") and n != "Engine")
+    engine_class = load(framework, "engine").Engine
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH,) + CLIP, dtype=np.float32)
     y = rng.integers(0, N_CLASSES, BATCH)

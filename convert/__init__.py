@@ -1,6 +1,9 @@
-"""Checkpoint conversion between PyTorch, PaddlePaddle and MindSpore (`python -m convert --help`)."""
-from convert.checkpoint import Checkpoint, convert, read_checkpoint, read_state, replace_head, write_checkpoint
-from convert.shapes import expected_shapes, infer_arch
+"""Checkpoint conversion between PyTorch, PaddlePaddle and MindSpore (`python -m convert --help`).
+
+The library API is core.checkpoints' reader and writer, re-exported here for users of `convert`."""
+from convert.checkpoint import convert
+from core.archs import expected_shapes, infer_arch
+from core.checkpoints import Checkpoint, read_checkpoint, read_state, replace_head, write_checkpoint
 
 __all__ = ["Checkpoint", "convert", "expected_shapes", "infer_arch", "read_checkpoint", "read_state",
            "replace_head", "write_checkpoint"]

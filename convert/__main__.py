@@ -30,8 +30,8 @@ import sys
 from tqdm import tqdm
 
 from convert.checkpoint import convert
-from convert.formats import FORMATS
-from convert.layouts import LAYOUTS
+from core.checkpoints.formats import FORMATS
+from core.checkpoints.layouts import LAYOUTS
 from convert.verify import verify
 from core.archs import ARCHS
 

@@ -13,7 +13,6 @@ tolerance or has no counterpart, so the command can gate a port. Without --weigh
 random weights (BatchNorm statistics included) from the architecture's shapes.
 """
 import argparse
-import importlib
 import json
 import os
 import pickle
@@ -25,11 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from convert.shapes import expected_shapes
-from core.archs import ARCHS
+from backends import BACKENDS, load
+from core.archs import ARCHS, expected_shapes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BACKENDS = ("torch", "paddle", "mindspore")
 BROKEN_EPSILON = 1e-2  # what --break adds to a BatchNorm's running variance: the same as a larger epsilon
 
 
@@ -70,69 +68,23 @@ def break_layer(state, layer):
 
 # ---- worker side: one backend, one process ----
 
-def _recorder(outputs, name, to_numpy):
+def _recorder(outputs, name):
     calls = [0]
 
-    def record(layer, inputs, output):
+    def record(output):
         calls[0] += 1
-        outputs.append((name if calls[0] == 1 else f"{name}#{calls[0]}", to_numpy(output)))
+        outputs.append((name if calls[0] == 1 else f"{name}#{calls[0]}", output))
 
     return record
 
 
-def _capture_torch(model, clip):
-    import torch
-
-    outputs = []
-    for name, module in model.named_modules():
-        if name:
-            # clone: an in-place ReLU would overwrite the recorded tensor afterwards.
-            module.register_forward_hook(_recorder(outputs, name, lambda t: t.detach().clone().numpy()))
-    model.eval()
-    with torch.no_grad():
-        logits = model(torch.from_numpy(clip)).numpy()
-    return outputs, logits
-
-
-def _capture_paddle(model, clip):
-    import paddle
-
-    outputs = []
-    for name, layer in model.named_sublayers():
-        layer.register_forward_post_hook(_recorder(outputs, name, lambda t: t.numpy().copy()))
-    model.eval()
-    with paddle.no_grad():
-        logits = model(paddle.to_tensor(clip)).numpy()
-    return outputs, logits
-
-
-def _capture_mindspore(model, clip):
-    import mindspore as ms
-
-    ms.set_context(mode=ms.PYNATIVE_MODE)  # hooks run in PyNative only
-    outputs = []
-    for name, cell in model.cells_and_names():
-        # MindSpore's BatchNorm3d runs an inner BatchNorm2d cell `bn2d` on a reshaped tensor: an implementation
-        # detail that torch and Paddle have no layer for.
-        if name and not name.endswith(".bn2d"):
-            cell.register_forward_hook(_recorder(outputs, name, lambda t: t.asnumpy().copy()))
-    model.set_train(False)
-    logits = model(ms.Tensor(clip)).asnumpy()
-    return outputs, logits
-
-
-CAPTURE = {"torch": _capture_torch, "paddle": _capture_paddle, "mindspore": _capture_mindspore}
-
-
 def capture_layers(backend, arch, model_kwargs, state, clip):
     """[(layer name, output array)] in execution order, then ('output', logits)."""
-    if backend == "mindspore":
-        import mindspore  # noqa: F401  (first: see DESIGN.md)
-    models = importlib.import_module(f"backends.{backend}.models")
-    weights = importlib.import_module(f"backends.{backend}.weights")
-    model = models.build_model(arch, **model_kwargs)
-    weights.load_numpy_state(model, state)
-    outputs, logits = CAPTURE[backend](model, clip)
+    interop = load(backend, "interop")
+    model = load(backend, "models").build_model(arch, **model_kwargs)
+    interop.load_numpy_state(model, state)
+    outputs = []
+    logits = interop.capture_layers(model, clip, lambda name: _recorder(outputs, name))
     # The model's own output too: the last layer recorded may not be it (I3D averages after its logits conv).
     return outputs + [("output", logits)]
 
@@ -235,7 +187,7 @@ def format_table(reference_name, other_name, comparison, tolerance):
 def _model_and_state(args):
     extra = json.loads(args.model_kwargs)
     if args.weights:
-        from convert.checkpoint import read_checkpoint
+        from core.checkpoints import read_checkpoint
         try:
             checkpoint = read_checkpoint(args.weights, arch=args.arch)
         except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as error:  # as `python -m convert`
@@ -251,8 +203,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m convert.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", choices=ARCHS, help="architecture (default: from --weights)")
-    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=["torch", "paddle"],
-                        help="backends to run; the first is the reference (default: torch paddle)")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS[:2]),
+                        help=f"backends to run; the first is the reference (default: {' '.join(BACKENDS[:2])})")
     parser.add_argument("--weights", help="checkpoint in any format convert reads (default: seeded random weights)")
     parser.add_argument("--input-size", nargs=3, type=int, default=(8, 64, 64), metavar=("T", "H", "W"),
                         help="clip size of the seeded random input (default: 8 64 64)")

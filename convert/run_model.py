@@ -6,38 +6,16 @@ fresh process shows that the file alone carries the weights.
     python -m convert.run_model --backend paddle --weights r3d18.pdparams --input x.npy --output y.npy
 """
 import argparse
-import importlib
 
 import numpy as np
 
-
-def _forward_torch(model, clip):
-    import torch
-    model.eval()
-    with torch.no_grad():
-        return model(torch.from_numpy(clip)).numpy()
-
-
-def _forward_paddle(model, clip):
-    import paddle
-    model.eval()
-    with paddle.no_grad():
-        return model(paddle.to_tensor(clip)).numpy()
-
-
-def _forward_mindspore(model, clip):
-    import mindspore
-    model.set_train(False)
-    return model(mindspore.Tensor(clip)).asnumpy()
-
-
-FORWARD = {"torch": _forward_torch, "paddle": _forward_paddle, "mindspore": _forward_mindspore}
+from backends import BACKENDS, load
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m convert.run_model", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", required=True, choices=sorted(FORWARD))
+    parser.add_argument("--backend", required=True, choices=BACKENDS)
     parser.add_argument("--weights", required=True, help="checkpoint file (any format convert reads)")
     parser.add_argument("--format", help="checkpoint format when the extension does not tell")
     parser.add_argument("--layout", help="checkpoint layout (default: detected)")
@@ -45,16 +23,13 @@ def main(argv=None):
     parser.add_argument("--input", required=True, help=".npy clip of shape (batch, channels, T, H, W)")
     parser.add_argument("--output", required=True, help=".npy file for the logits (batch, n_classes)")
     args = parser.parse_args(argv)
-    if args.backend == "mindspore":
-        import mindspore  # noqa: F401  (first, see DESIGN.md)
-    from convert.checkpoint import read_checkpoint
+    from core.checkpoints import read_checkpoint
 
     checkpoint = read_checkpoint(args.weights, args.format, args.layout, args.arch)
-    models = importlib.import_module(f"backends.{args.backend}.models")
-    weights = importlib.import_module(f"backends.{args.backend}.weights")
-    model = models.build_model(checkpoint.arch, **checkpoint.model_kwargs)
-    weights.load_numpy_state(model, checkpoint.state)
-    logits = FORWARD[args.backend](model, np.load(args.input))
+    interop = load(args.backend, "interop")
+    model = load(args.backend, "models").build_model(checkpoint.arch, **checkpoint.model_kwargs)
+    interop.load_numpy_state(model, checkpoint.state)
+    logits = interop.forward(model, np.load(args.input))
     np.save(args.output, np.asarray(logits, dtype=np.float32))
 
 

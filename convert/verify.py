@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convert.formats import format_of
+from backends import backend_of_format
+from core.checkpoints.formats import format_of
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,7 +26,7 @@ class Verification:
 
 def run_model(path, clip_path, logits_path, fmt=None, layout=None, arch=None):
     """Logits of checkpoint `path` on the clip saved at `clip_path`, computed by a separate process."""
-    backend = format_of(path, fmt).framework
+    backend = backend_of_format(format_of(path, fmt).name)
     command = [sys.executable, "-m", "convert.run_model", "--backend", backend, "--weights", os.path.abspath(path),
                "--input", clip_path, "--output", logits_path]
     for option, value in (("--format", fmt), ("--layout", layout), ("--arch", arch)):

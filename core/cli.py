@@ -5,6 +5,7 @@ these with their framework's engine / predictor builders, so options,
 messages and outputs are the same in PyTorch, Paddle and MindSpore.
 """
 import argparse
+import importlib
 import os
 import time
 
@@ -15,7 +16,8 @@ from core.datasets import AnnotationError, load_annotations, training_set, valid
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader
 from core.state_dict import StateDictMismatch
-from core.training import ResumeError, WeightsFileError, fit, writes
+from core.engine import ResumeError, WeightsFileError
+from core.training import fit, writes
 
 
 def _with_sets(args, *overrides):
@@ -46,7 +48,9 @@ def _save_config(config, name):
         yaml.safe_dump(dict(config), f, sort_keys=False)
 
 
-def train_main(framework, build_engine, argv=None):
+def train_main(framework, engine_module, argv=None):
+    """`engine_module` (e.g. 'backends.torch.engine') is imported after the arguments are parsed: --help and
+    config errors need no framework."""
     parser = argparse.ArgumentParser(
         prog=f"python -m backends.{framework}.train",
         description=f"Train a 3D CNN with {framework}: train + validation every epoch, CSV logs "
@@ -55,9 +59,10 @@ def train_main(framework, build_engine, argv=None):
                     "paddle.distributed.launch, msrun) it trains data-parallel: see docs/distributed.md.")
     add_config_arguments(parser)
     config = _load(parser.parse_args(argv))
+    Engine = importlib.import_module(engine_module).Engine
     started = time.time()
     try:
-        engine = build_engine(config)  # in a data-parallel launch, joins the other processes
+        engine = Engine(config)  # in a data-parallel launch, joins the other processes
         # Each process loads its share of every batch (core.loader.rank_share).
         share = dict(seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False,
                      rank=engine.rank, world_size=engine.world_size)
@@ -83,7 +88,9 @@ def train_main(framework, build_engine, argv=None):
     return history
 
 
-def evaluate_main(framework, build_predictor, argv=None):
+def evaluate_main(framework, engine_module, argv=None):
+    """`engine_module` (e.g. 'backends.torch.engine', whose build_predictor is used) is imported after the
+    arguments are parsed: --help and config errors need no framework."""
     parser = argparse.ArgumentParser(
         prog=f"python -m backends.{framework}.evaluate",
         description=f"Video-level evaluation with {framework}: every sliding-window clip of every video, "
@@ -120,6 +127,8 @@ def evaluate_main(framework, build_predictor, argv=None):
         # Each model is built for its own modality, whatever the config file's `modality` says.
         overrides = [f"modality={modality}"] + ([f"resume_path={resume_path}"] if resume_path else [])
         return _load(_with_sets(args, *overrides), ("resume_path",))
+
+    build_predictor = importlib.import_module(engine_module).build_predictor
 
     def predictor(config):
         try:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import yaml
 
+from core import archs
+
 
 class ConfigError(ValueError):
     """A config file or override that does not fit the schema."""
@@ -28,8 +30,9 @@ PATH = "path"
 
 SCHEMA = {
     # model
-    "model": Key(str, "resnet", "architecture family", ("resnet", "r2plus1d", "i3d")),
-    "model_depth": Key(int, 18, "depth of resnet / r2plus1d (10, 18, 34, 50, 101, 152, 200)"),
+    "model": Key(str, "resnet", "architecture family", archs.MODELS),
+    "model_depth": Key(int, 18, "depth of " + " / ".join(f"{model} ({', '.join(map(str, archs.depths(model)))})"
+                                                         for model in archs.MODELS if archs.depths(model))),
     "n_classes": Key(int, 400, "number of classes of the model trained or evaluated "
                                "(at least the annotation's label count)"),
     "n_pretrain_classes": Key(int, 0, "classes of the pretrained file's head (0: not checked); a head of "
@@ -37,12 +40,9 @@ SCHEMA = {
     "pretrain_path": Key(PATH, None, "pretrained weights to fine-tune from, in any format convert reads "
                                      "(.pth/.pt, .pdparams, .ckpt, .npz, .safetensors; community layouts)"),
     "ft_begin_module": Key(str, "", "train only this module and those after it (e.g. layer4, fc); '' trains all"),
-    "conv1_t_size": Key(int, 7, "temporal kernel size of conv1"),
-    "conv1_t_stride": Key(int, 1, "temporal stride of conv1"),
-    "no_max_pool": Key(bool, False, "skip the max pooling after conv1"),
-    "resnet_shortcut": Key(str, "B", "shortcut type of resnet blocks", ("A", "B")),
-    "resnet_widen_factor": Key(float, 1.0, "channel width multiplier (resnet, r2plus1d and i3d)"),
-    "dropout": Key(float, 0.5, "dropout probability before the I3D logits"),
+    # the builder options of the registered architectures (core.archs), with the models that read them
+    **{key: Key(type(option.default), option.default, f"{option.help} ({', '.join(models)})", option.choices)
+       for key, (option, models) in archs.config_options().items()},
     "modality": Key(str, "rgb", "input modality", ("rgb", "flow")),
     # data
     "video_path": Key(PATH, None, "root of the extracted frames: <root>/<class>/<video_id>/image_00001.jpg"),
@@ -216,6 +216,16 @@ def add_config_arguments(parser):
                         help="override a config key; repeatable")
     parser.add_argument("--help-config", action="store_true", help="list every config key and exit")
     return parser
+
+
+def schema_table():
+    """The README's table of config keys (tests/test_docs.py checks the README holds exactly this)."""
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, spec in SCHEMA.items():
+        kind = "path" if spec.type is PATH else spec.type.__name__
+        choices = f" ({' / '.join(spec.choices)})" if spec.choices else ""
+        rows.append(f"| `{key}` | {kind} | `{spec.default!r}` | {spec.help}{choices} |")
+    return "\n".join(rows)
 
 
 def describe_schema():

@@ -37,6 +37,21 @@ def check_state(expected_shapes, given_shapes, source=""):
         raise StateDictMismatch(missing, unexpected, mis_shaped, source)
 
 
+def names_to_load(expected_shapes, state, strict=True, source=""):
+    """The names of `state` to copy into a model holding `expected_shapes`.
+
+    strict=True: names and shapes must match exactly. strict=False: the names both sides have, whose
+    shapes must still match. Either way a misfit raises StateDictMismatch listing every offending key.
+    """
+    given = {name: tuple(np.shape(value)) for name, value in state.items()}
+    expected = {name: tuple(shape) for name, shape in expected_shapes.items()}
+    if not strict:
+        expected = {name: shape for name, shape in expected.items() if name in given}
+        given = {name: shape for name, shape in given.items() if name in expected}
+    check_state(expected, given, source)
+    return list(expected)
+
+
 def strip_prefix(state, prefix="module."):
     """Drop DataParallel's `module.` prefix when every key has it."""
     if state and all(k.startswith(prefix) for k in state):

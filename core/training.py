@@ -1,8 +1,8 @@
 """The training loop every backend runs, written once.
 
-A backend supplies an *engine* (see `Engine`) that knows its framework:
-one train step, one eval step, setting the learning rate, saving and
-loading checkpoints. Everything else lives here: epochs, data order, the
+A backend supplies an *engine* (core.engine.Engine with its framework's
+primitives): one train step, one eval step, setting the learning rate,
+saving and loading checkpoints. Everything else lives here: epochs, data order, the
 learning-rate schedule, logs, validation, checkpoint cadence, resume and
 the curves plot.
 
@@ -17,7 +17,6 @@ its share of each batch (core.loader.rank_share); the engine averages the
 gradients, loss and accuracy are summed over the processes, and only the
 first process (`writes`) prints, logs, saves checkpoints and plots.
 """
-import contextlib
 import csv
 import math
 import os
@@ -26,60 +25,8 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from core.archs import arch_name, kenshohara_arch
+from core.archs import arch_name
 from core.config import ConfigError
-from core.state_dict import StateDictMismatch
-
-HEAD_PREFIXES = ("fc.", "logits.")
-
-
-class ResumeError(ValueError):
-    """A checkpoint that cannot continue this run: another architecture or another optimizer's state."""
-
-
-class WeightsFileError(ValueError):
-    """A pretrain_path / resume_path file that cannot be read; the message names the file."""
-
-
-class Engine:
-    """What a backend implements for `fit` (documentation of the interface)."""
-
-    checkpoint_suffix = ""  # e.g. ".pth"
-    rank, world_size = 0, 1  # this process among the data-parallel processes
-
-    def all_reduce_sum(self, values):
-        """The element-wise sums of `values` (floats) over all processes."""
-        return list(values)
-
-    def begin_epoch(self, epoch, train):
-        """Switch train/eval mode; in train mode reseed the framework RNG with epoch_seed()."""
-
-    def set_lr(self, lr):
-        raise NotImplementedError
-
-    def train_batch(self, x, y):
-        """One optimisation step on numpy inputs; returns (mean loss, logits as numpy)."""
-        raise NotImplementedError
-
-    def eval_batch(self, x, y):
-        """Forward without gradients; returns (mean loss, logits as numpy)."""
-        raise NotImplementedError
-
-    def save(self, path, meta):
-        """Write model + optimizer + `meta` atomically at `path` (+ sidecars)."""
-        raise NotImplementedError
-
-    def load(self, path):
-        """Restore model + optimizer from a checkpoint written by save(); return its meta."""
-        raise NotImplementedError
-
-    def finish(self):
-        """After training: leave the data-parallel group, if the framework needs that done explicitly."""
-
-
-def epoch_seed(seed, epoch, rank=0):
-    """Framework RNG seed for one epoch (dropout), independent of resume; each process its own."""
-    return int(np.random.default_rng([seed, epoch, 7] + [rank] * (rank > 0)).integers(2**31 - 1))
 
 
 def writes(engine):
@@ -203,17 +150,22 @@ def atomic_write(path, write):
             os.remove(tmp)
 
 
-def trainable_names(names, ft_begin_module):
-    """kenshohara's get_fine_tuning_parameters: parameters from the first one whose
-    top-level module is `ft_begin_module` on; all when it is empty."""
-    names = list(names)
-    if not ft_begin_module:
-        return names
-    tops = [n.split(".")[0] for n in names]
-    if ft_begin_module not in tops:
-        raise ValueError(f"ft_begin_module '{ft_begin_module}' is not a module of the model "
-                         f"(top-level modules: {', '.join(dict.fromkeys(tops))})")
-    return names[tops.index(ft_begin_module):]
+def remove_stale_temporaries(directory):
+    """Delete the temporary files atomic_write left behind when its process was killed (.tmp<PID>.name)."""
+    for name in os.listdir(directory):
+        pid = name[len(".tmp"):].split(".", 1)[0]
+        if name.startswith(".tmp") and pid.isdigit() and not _process_alive(int(pid)):
+            os.remove(os.path.join(directory, name))
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def sgd_options(config):
@@ -224,55 +176,6 @@ def sgd_options(config):
                           "set momentum, e.g. 0.9, or nesterov: false")
     return {"momentum": config["momentum"], "dampening": 0.0 if config["nesterov"] else config["dampening"],
             "nesterov": config["nesterov"], "weight_decay": config["weight_decay"]}
-
-
-def fit_pretrained(pretrained, model_state, n_pretrain_classes=0, source=""):
-    """Pretrained weights ready to load into a model with a new head.
-
-    Keeps the model's own (freshly initialised) head where the pretrained head's
-    shape differs: the reference replaces `fc` for n_classes. Every other key
-    must fit. `n_pretrain_classes` (0: unchecked) is the head size the file must have;
-    a head of another size is a StateDictMismatch listing the head's keys.
-    """
-    state = dict(pretrained)
-    heads = [name for name in model_state if name.startswith(HEAD_PREFIXES) and name in state]
-    wrong = [(name, (n_pretrain_classes,) + state[name].shape[1:], state[name].shape) for name in heads
-             if n_pretrain_classes and len(state[name]) != n_pretrain_classes]
-    if wrong:
-        raise StateDictMismatch(mis_shaped=wrong, source=f"{source} (n_pretrain_classes: {n_pretrain_classes})")
-    for name in heads:
-        if state[name].shape != model_state[name].shape:
-            state[name] = model_state[name]
-    return state
-
-
-@contextlib.contextmanager
-def naming_file(path):
-    """Name `path` in a StateDictMismatch raised while its weights are loaded into a model."""
-    try:
-        yield
-    except StateDictMismatch as error:
-        raise StateDictMismatch(error.missing, error.unexpected, error.mis_shaped, source=path) from None
-
-
-def load_weights(model, weights, path, n_pretrain_classes=None):
-    """Load the weights file `path` into `model` through a backend's `weights` module.
-
-    n_pretrain_classes None: the file must fit exactly (a checkpoint). Otherwise it is a
-    pretrained file whose head is replaced where its size differs (fit_pretrained).
-    A StateDictMismatch names the file.
-    """
-    try:
-        state = weights.load_pretrained(path)
-    except StateDictMismatch:
-        raise
-    except Exception as error:  # noqa: BLE001 - whatever a reader raises on a missing, cut or foreign file
-        message = str(error) if str(path) in str(error) else f"{path}: cannot be read ({type(error).__name__}: {error})"
-        raise WeightsFileError(message) from None
-    if n_pretrain_classes is not None:
-        state = fit_pretrained(state, weights.to_numpy_state(model), n_pretrain_classes, path)
-    with naming_file(path):
-        weights.load_numpy_state(model, state)
 
 
 def checkpoint_meta(config, epoch, schedule):
@@ -307,14 +210,12 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
     result_path = config["result_path"]
     main = writes(engine)
     os.makedirs(result_path, exist_ok=True)
+    if main:
+        remove_stale_temporaries(result_path)
     schedule = LRSchedule(config)
     start_epoch = 1
     if config["resume_path"]:
         meta = engine.load(config["resume_path"])
-        # kenshohara writes his arch as '{model}-{depth}' ('resnet-10'), we as 'resnet10'.
-        if kenshohara_arch(meta["arch"]) != kenshohara_arch(engine.arch):
-            raise ResumeError(f"{config['resume_path']}: checkpoint of {meta['arch']}, the config builds "
-                              f"{engine.arch}")
         schedule.load_state_dict(meta.get("scheduler", {}))
         start_epoch = int(meta["epoch"]) + 1
         if main:

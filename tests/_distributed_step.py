@@ -22,16 +22,14 @@ import sys
 
 import numpy as np
 
+from backends import load
 from core.config import load_config
 from core.datasets import training_set, validation_set
 from core.loader import BatchLoader
 from core.training import writes
 
-ENGINES = {"torch": "TorchEngine", "paddle": "PaddleEngine", "mindspore": "MindSporeEngine"}
-
-
 def engine_class(framework):
-    return getattr(importlib.import_module(f"backends.{framework}.engine"), ENGINES[framework])
+    return load(framework, "engine").Engine
 
 
 def summed_loss(engine, step, loader):
@@ -52,7 +50,7 @@ def train_and_validate(framework, config_path):
     loader = BatchLoader(training_set(config), config["batch_size"], shuffle=True, seed=config["manual_seed"],
                          **processes)
     val_loader = BatchLoader(validation_set(config), config["batch_size"], equal_steps=False, **processes)
-    to_numpy_state = importlib.import_module(f"backends.{framework}.weights").to_numpy_state
+    to_numpy_state = load(framework, "interop").to_numpy_state
     initial = to_numpy_state(engine.model)
     engine.set_lr(config["learning_rate"])
     engine.begin_epoch(1, False)
@@ -107,6 +105,6 @@ if __name__ == "__main__":
     elif task == "train":
         from core.cli import train_main
         record_writes(framework, sys.argv[3])
-        train_main(framework, engine_class(framework), sys.argv[4:])
+        train_main(framework, f"backends.{framework}.engine", sys.argv[4:])
     else:
         sys.exit(__doc__)

@@ -1,4 +1,4 @@
-"""MindSpore .ckpt files read and written without MindSpore (convert/ckpt.py).
+"""MindSpore .ckpt files read and written without MindSpore (core/checkpoints/ckpt.py).
 
 MindSpore itself runs in a subprocess that imports it first, as it requires; the other tests
 never need it.
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from convert import Checkpoint, write_checkpoint
-from convert import ckpt
+from core.checkpoints import ckpt
 from convert.__main__ import main as convert_main
-from convert.ckpt import CorruptCheckpoint, read_ckpt, write_ckpt
-from convert.shapes import expected_shapes
+from core.checkpoints.ckpt import CorruptCheckpoint, read_ckpt, write_ckpt
+from core.archs import expected_shapes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

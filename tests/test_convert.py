@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from backends.mindspore.models import build_model as build_mindspore_model
-from backends.mindspore.weights import to_numpy_state as mindspore_state
+from backends.mindspore.interop import to_numpy_state as mindspore_state
 from backends.paddle.models import build_model as build_paddle_model
-from backends.paddle.weights import to_numpy_state as paddle_state
+from backends.paddle.interop import to_numpy_state as paddle_state
 from backends.torch.models import build_model as build_torch_model
-from backends.torch.weights import to_numpy_state as torch_state
+from backends.torch.interop import to_numpy_state as torch_state
 from convert import Checkpoint, convert, expected_shapes, infer_arch, read_checkpoint, write_checkpoint
 from convert.__main__ import main as convert_main
 from convert.verify import verify
@@ -376,7 +376,7 @@ MEMORY_PROBE = """
 import resource, sys
 sys.path.insert(0, {root!r})
 from convert import convert
-from convert.formats import format_of
+from core.checkpoints.formats import format_of
 src, dst = sys.argv[1:]
 if "pth" in (format_of(src).name, format_of(dst).name):
     import torch

@@ -6,8 +6,10 @@ import sys
 
 import pytest
 
+from backends import BACKENDS, native_format
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SUFFIXES = {"torch": "pth", "paddle": "pdparams", "mindspore": "ckpt"}
+SUFFIXES = {name: native_format(name) for name in BACKENDS}
 
 
 @pytest.fixture(scope="module")

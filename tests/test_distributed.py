@@ -6,7 +6,6 @@ tests/_training_data.py's colour task: 12 training clips, so batch 4 x 2 process
 batches 8 and 4, exactly those of one process with batch 8, and 9 validation clips, so the last
 global validation batch has a clip for one of the two processes only.
 """
-import importlib
 import os
 import socket
 import subprocess
@@ -18,6 +17,7 @@ import pytest
 from core.config import load_config
 from core.datasets import validation_set
 from core.loader import BatchLoader, rank_share
+from core.checkpoints import read_state
 from core.training import read_log
 from tests._distributed_step import engine_class, summed_loss, train_and_validate
 from tests._training_data import tiny_config, write_colour_dataset
@@ -181,8 +181,7 @@ def test_two_process_training_writes_once_and_resumes(two_process_training, data
     resumed_rows = read_log(resumed / "train.log")
     assert [{k: v for k, v in row.items() if k != "time"} for row in (rows[1], resumed_rows[0])] == 2 * [
         {"epoch": "2", "loss": rows[1]["loss"], "acc": rows[1]["acc"], "lr": rows[1]["lr"]}]
-    load_pretrained = importlib.import_module(f"backends.{framework}.weights").load_pretrained
-    final, final_resumed = (load_pretrained(str(r / f"save_2{SUFFIX[framework]}")) for r in (full, resumed))
+    final, final_resumed = (read_state(str(r / f"save_2{SUFFIX[framework]}")) for r in (full, resumed))
     for name in final:
         np.testing.assert_allclose(final_resumed[name], final[name], atol=1e-6, rtol=0, err_msg=name)
 

@@ -4,11 +4,13 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import cv2
 import numpy as np
 import pytest
 
+from backends import BACKENDS, native_format
 from core.cli import evaluate_main
 from core.config import load_config
 from core.datasets import training_set
@@ -16,7 +18,7 @@ from core.scores import load_scores
 from tests.conftest import ROOT
 
 CONFIG = os.path.join(ROOT, "configs", "synthetic_flow.yaml")
-SUFFIX = {"torch": "pth", "paddle": "pdparams", "mindspore": "ckpt"}
+SUFFIX = {name: native_format(name) for name in BACKENDS}
 
 
 def run(module, *args):
@@ -132,21 +134,27 @@ def test_flow_i3d_trains_and_evaluates_alone(data, tmp_path):
      "--mode joint reads optical-flow frames from flow_path, which is not set"),
     (["--mode", "flow", "--flow_resume_path", "{ckpt}"], "--flow_resume_path is for --mode joint"),
 ])
-def test_evaluate_errors_name_the_missing_flow_input(data, tmp_path, capsys, argv, message):
+def test_evaluate_errors_name_the_missing_flow_input(data, tmp_path, capsys, monkeypatch, argv, message):
     checkpoint = tmp_path / "save_1.pth"
     checkpoint.write_bytes(b"never read")
 
     def build_predictor(config):
         raise AssertionError("evaluate must stop before building a model")
 
+    fake_engine(monkeypatch, build_predictor)
     argv = config_args(data, tmp_path / "out") + [arg.format(ckpt=checkpoint) for arg in argv]
     with pytest.raises(SystemExit) as exit_info:
-        evaluate_main("torch", build_predictor, argv)
+        evaluate_main("torch", "fake_engine", argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
 
-def test_flow_evaluation_of_an_rgb_config_does_not_need_its_video_path(data, tmp_path):
+def fake_engine(monkeypatch, build_predictor):
+    """An engine module named 'fake_engine' whose build_predictor is `build_predictor`."""
+    monkeypatch.setitem(sys.modules, "fake_engine", types.SimpleNamespace(build_predictor=build_predictor))
+
+
+def test_flow_evaluation_of_an_rgb_config_does_not_need_its_video_path(data, tmp_path, monkeypatch):
     """--mode flow reads flow_path only: the file's modality (rgb) and its missing video_path don't matter."""
     checkpoint = tmp_path / "save_1.pth"
     checkpoint.write_bytes(b"read by the predictor, not here")
@@ -156,8 +164,9 @@ def test_flow_evaluation_of_an_rgb_config_does_not_need_its_video_path(data, tmp
         built.append(config["modality"])
         return lambda x: np.tile(np.float32([0, 1]), (len(x), 1))
 
+    fake_engine(monkeypatch, build_predictor)
     argv = config_args(data, tmp_path / "out", "modality=rgb", f"video_path={tmp_path / 'no_frames'}")
-    evaluate_main("torch", build_predictor, argv + ["--mode", "flow", "--resume_path", str(checkpoint)])
+    evaluate_main("torch", "fake_engine", argv + ["--mode", "flow", "--resume_path", str(checkpoint)])
     assert built == ["flow"]
     scores = load_scores(tmp_path / "out" / "scores_flow.npz")
     assert len(scores.video_ids) == 8

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
+from backends import BACKENDS
 from core.fuse import accuracies, accuracy_table, fuse
 from core.scores import Scores, load_scores
 from tests.test_flow_training import config_args, make_flow_dataset, run, train
 
-BACKENDS = ("torch", "paddle", "mindspore")
 CLASSES = ["MoveLeft", "MoveRight"]
 
 

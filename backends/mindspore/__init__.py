@@ -14,3 +14,5 @@ import platform
 
 if platform.machine().lower() in ("x86_64", "amd64"):
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+
+NATIVE_FORMAT = "ckpt"

@@ -3,10 +3,7 @@
 On N devices or processes: msrun --worker_num N --local_worker_num N --join True backends/mindspore/train.py ...
 (docs/distributed.md)
 """
-import mindspore  # noqa: F401  (MindSpore must be imported before anything that loads oneDNN)
-
-from backends.mindspore.engine import MindSporeEngine
 from core.cli import train_main
 
 if __name__ == "__main__":
-    train_main("mindspore", MindSporeEngine)
+    train_main("mindspore", "backends.mindspore.engine")

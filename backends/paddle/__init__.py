@@ -30,3 +30,5 @@ def mkl_cpu_type(cpuinfo="/proc/cpuinfo"):
 
 if platform.machine().lower() in ("x86_64", "amd64") and (cpu_type := mkl_cpu_type()):
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", cpu_type)
+
+NATIVE_FORMAT = "pdparams"

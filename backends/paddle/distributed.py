@@ -35,3 +35,7 @@ def broadcast_batchnorm_statistics(model):
     for name, param in model.named_parameters():
         if name.endswith(("._mean", "._variance")):
             dist.broadcast(param, 0)
+
+
+def finish():
+    """Nothing to leave explicitly: the group ends with the processes the launcher started."""

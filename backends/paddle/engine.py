@@ -1,4 +1,4 @@
-"""Paddle side of the shared training loop (core.training) and evaluation (core.evaluation)."""
+"""Paddle primitives of the engine template (core.engine) that core.training and core.evaluation drive."""
 import json
 
 import numpy as np
@@ -7,94 +7,93 @@ import paddle.nn.functional as F
 from paddle.base.unique_name import UniqueNameGenerator
 from paddle.utils import unique_name
 
-from backends.paddle import distributed
+from backends.paddle import NATIVE_FORMAT, distributed, interop
 from backends.paddle.models import build_model
-from backends.paddle import weights
-from core.archs import arch_name, model_kwargs
-from core.training import Engine, atomic_write, epoch_seed, load_weights, sgd_options, trainable_names
+from core import engine
+from core.checkpoints.reader import paddle_set_record
+from core.training import atomic_write, sgd_options
+
+# The accumulators Paddle's optimizers keep per parameter, named `<parameter name><suffix>` in the .pdopt.
+ACCUMULATORS = {"sgd": ("_velocity_0",), "adam": ("_moment1_0", "_moment2_0", "_beta1_pow_acc_0", "_beta2_pow_acc_0")}
 
 
-def pick_device(config):
-    """cpu, or the GPU of this process (the launcher's FLAGS_selected_gpus)."""
-    gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
-    if config["device"] == "gpu" and not gpu:
-        raise SystemExit("device: gpu was asked for, but paddle sees no CUDA device")
-    device = f"gpu:{distributed.launched()[2]}" if config["device"] != "cpu" and gpu else "cpu"
-    paddle.set_device(device)
-    return device
+class Engine(engine.Engine):
+    framework = "paddle"
+    native_format = NATIVE_FORMAT
+    interop = interop
+    distributed = distributed
 
-
-def create_model(config):
-    """The config's model, with pretrained weights (new head for n_classes) when pretrain_path is set."""
-    paddle.seed(config["manual_seed"])
-    model = build_model(arch_name(config), **model_kwargs(config))
-    if config["pretrain_path"]:
-        load_weights(model, weights, config["pretrain_path"], config["n_pretrain_classes"])
-    return model
-
-
-def build_optimizer(config, params):
-    """SGD or Adam with PyTorch's update rules.
-
-    Momentum's velocity is PyTorch's momentum buffer (v = mu v + g, Nesterov
-    g + mu v) and a float weight_decay is L2Decay, added to the gradient like
-    PyTorch's weight_decay. Paddle has no dampening, so it is refused (Nesterov
-    runs without it anyway: core.training.sgd_options).
-    """
-    lr, weight_decay = config["learning_rate"], config["weight_decay"] or None
-    if config["optimizer"] == "adam":
-        return paddle.optimizer.Adam(learning_rate=lr, parameters=params, weight_decay=weight_decay)
-    sgd = sgd_options(config)
-    if sgd["dampening"]:
-        raise SystemExit(f"dampening: {sgd['dampening']} is not supported by paddle.optimizer.Momentum "
-                         "(PyTorch's SGD dampening has no Paddle equivalent); set dampening: 0")
-    return paddle.optimizer.Momentum(learning_rate=lr, momentum=sgd["momentum"], parameters=params,
-                                     use_nesterov=sgd["nesterov"], weight_decay=weight_decay)
-
-
-class PaddleEngine(Engine):
-    checkpoint_suffix = ".pdparams"
-
-    def __init__(self, config):
-        self.config = config
-        self.arch = arch_name(config)
-        self.device_name = pick_device(config)
-        sync_bn = config["batchnorm_sync"] and distributed.launched()[1] > 1
-        if sync_bn and self.device_name == "cpu":
-            raise SystemExit("batchnorm_sync: Paddle's SyncBatchNorm only runs on GPUs (on CPU: 'The kernel "
-                             "`sync_batch_norm` is not registered'); set batchnorm_sync: false")
-        self.rank, self.world_size = distributed.init()
+    def __init__(self, config, training=True, log=print):
         # Paddle names parameters and optimizer accumulators from a process-wide counter, and the .pdopt
         # file is keyed by those names; a counter of the engine's own gives every engine the names a
         # fresh process would, so a checkpoint resumes in any process.
         self.names = UniqueNameGenerator()
+        super().__init__(config, training, log)
+
+    def pick_device(self):
+        """cpu, or the GPU of this process (the launcher's FLAGS_selected_gpus)."""
+        gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+        if self.config["device"] == "gpu" and not gpu:
+            raise SystemExit("device: gpu was asked for, but paddle sees no CUDA device")
+        device = f"gpu:{distributed.launched()[2]}" if self.config["device"] != "cpu" and gpu else "cpu"
+        paddle.set_device(device)
+        return device
+
+    def seed(self, value):
+        paddle.seed(value)
+
+    def build_model(self, arch, kwargs):
         with unique_name.guard(self.names):
-            self.model = create_model(config)
-            if sync_bn:
-                self.model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        named = list(self.model.named_parameters())
-        trainable = set(trainable_names((n for n, _ in named), config["ft_begin_module"]))
-        for name, param in named:
-            param.stop_gradient = name not in trainable
-        self.optimizer = build_optimizer(config, [p for p in self.model.parameters() if not p.stop_gradient])
-        self.amp = config["amp"] and self.device_name.startswith("gpu")
+            return build_model(arch, **kwargs)
+
+    def sync_batchnorm(self, model):
+        if self.device_name == "cpu":
+            raise SystemExit("batchnorm_sync: Paddle's SyncBatchNorm only runs on GPUs (on CPU: 'The kernel "
+                             "`sync_batch_norm` is not registered'); set batchnorm_sync: false")
+        with unique_name.guard(self.names):
+            return paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+    def named_parameters(self):
+        # Paddle lists BatchNorm's running statistics among the parameters; they are no optimizer's business.
+        return [(name, param) for name, param in self.model.named_parameters()
+                if not name.endswith(("._mean", "._variance"))]
+
+    def set_trainable(self, param, trainable):
+        param.stop_gradient = not trainable
+
+    def build_optimizer(self, params):
+        """SGD or Adam with PyTorch's update rules.
+
+        Momentum's velocity is PyTorch's momentum buffer (v = mu v + g, Nesterov
+        g + mu v) and a float weight_decay is L2Decay, added to the gradient like
+        PyTorch's weight_decay. Paddle has no dampening, so it is refused (Nesterov
+        runs without it anyway: core.training.sgd_options).
+        """
+        config = self.config
+        lr, weight_decay = config["learning_rate"], config["weight_decay"] or None
+        if config["optimizer"] == "adam":
+            return paddle.optimizer.Adam(learning_rate=lr, parameters=params, weight_decay=weight_decay)
+        sgd = sgd_options(config)
+        if sgd["dampening"]:
+            raise SystemExit(f"dampening: {sgd['dampening']} is not supported by paddle.optimizer.Momentum "
+                             "(PyTorch's SGD dampening has no Paddle equivalent); set dampening: 0")
+        return paddle.optimizer.Momentum(learning_rate=lr, momentum=sgd["momentum"], parameters=params,
+                                         use_nesterov=sgd["nesterov"], weight_decay=weight_decay)
+
+    def amp_unavailable(self):
+        return None if self.device_name.startswith("gpu") else "paddle.amp needs a GPU, not cpu"
+
+    def prepare_training(self):
         self.scaler = paddle.amp.GradScaler(enable=self.amp)
         # The train step runs through DataParallel, which averages the gradients over the processes;
         # evaluation and checkpoints use the model itself (no collectives, no wrapper in the names).
         self.network = self.model if self.world_size == 1 else paddle.DataParallel(self.model)
 
-    def begin_epoch(self, epoch, train):
+    def set_mode(self, train):
         self.model.train() if train else self.model.eval()
-        if train:
-            paddle.seed(epoch_seed(self.config["manual_seed"], epoch, self.rank))
-        elif self.world_size > 1:  # validate with the statistics rank 0's checkpoint saves
-            distributed.broadcast_batchnorm_statistics(self.model)
 
     def set_lr(self, lr):
         self.optimizer.set_lr(lr)
-
-    def all_reduce_sum(self, values):
-        return distributed.all_reduce_sum(values) if self.world_size > 1 else list(values)
 
     def _forward(self, network, x, y):
         x, y = paddle.to_tensor(x), paddle.to_tensor(y)
@@ -117,19 +116,32 @@ class PaddleEngine(Engine):
         loss, logits = self._forward(self.model, x, y)
         return float(loss), logits.astype("float32").numpy()
 
-    def save(self, path, meta):
-        """save_N.pdparams + save_N.pdopt + save_N.json (arch, epoch, scheduler, config); json last."""
+    def write_checkpoint(self, path, meta):
+        """save_N.pdparams + save_N.pdopt, then save_N.json (arch, epoch, scheduler, config and the digests of
+        the other two): the json's rename commits the set (core.checkpoints.reader reads only complete sets)."""
         stem = path[: -len(self.checkpoint_suffix)]
         atomic_write(path, lambda tmp: paddle.save(self.model.state_dict(), tmp))
         atomic_write(stem + ".pdopt", lambda tmp: paddle.save(self.optimizer.state_dict(), tmp))
+        meta = {**meta, "members": paddle_set_record(stem)}
         atomic_write(stem + ".json", lambda tmp: _write_json(tmp, meta))
 
-    def load(self, path):
-        stem = path[: -len(self.checkpoint_suffix)]
-        load_weights(self.model, weights, path)
-        self.optimizer.set_state_dict(paddle.load(stem + ".pdopt"))
-        with open(stem + ".json") as f:
-            return json.load(f)
+    def load_training_state(self, checkpoint):
+        state = checkpoint.optimizer
+        expected = {param.name + suffix for param in self.optimizer._parameter_list
+                    for suffix in ACCUMULATORS[self.config["optimizer"]]}
+        accumulators = {name for name in state if isinstance(state[name], np.ndarray)}
+        if accumulators != expected:
+            raise ValueError(f"{len(accumulators - expected)} of its accumulators are not this optimizer's, "
+                             f"{len(expected - accumulators)} of this optimizer's are missing "
+                             f"(e.g. {', '.join(sorted(accumulators ^ expected)[:3])})")
+        self.optimizer.set_state_dict(state)
+
+    def scaler_state(self):
+        return {key: np.asarray(value).item() if np.size(value) == 1 else value
+                for key, value in self.scaler.state_dict().items()}
+
+    def load_scaler_state(self, state):
+        self.scaler.load_state_dict({**state, "scale": np.array([state["scale"]], np.float32)})
 
 
 def _write_json(path, meta):
@@ -139,13 +151,4 @@ def _write_json(path, meta):
 
 def build_predictor(config):
     """predict(x numpy) -> logits numpy for the checkpoint at config.resume_path."""
-    pick_device(config)
-    model = build_model(arch_name(config), **model_kwargs(config))
-    load_weights(model, weights, config["resume_path"])
-    model.eval()
-
-    @paddle.no_grad()
-    def predict(x):
-        return model(paddle.to_tensor(np.ascontiguousarray(x))).astype("float32").numpy()
-
-    return predict
+    return engine.build_predictor(Engine, config)

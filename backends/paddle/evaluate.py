@@ -1,6 +1,5 @@
 """python -m backends.paddle.evaluate --config configs/X.yaml --resume_path save_N.pdparams [--mode rgb|flow|joint]"""
-from backends.paddle.engine import build_predictor
 from core.cli import evaluate_main
 
 if __name__ == "__main__":
-    evaluate_main("paddle", build_predictor)
+    evaluate_main("paddle", "backends.paddle.engine")

@@ -1,0 +1,3 @@
+"""PyTorch backend."""
+
+NATIVE_FORMAT = "pth"

@@ -16,7 +16,6 @@ The parent side, `run_backends`, starts one process per backend at once and retu
 `torch_float64_step` is the exact reference of one step, in the calling process.
 """
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -24,58 +23,44 @@ import sys
 
 import numpy as np
 
+from backends import BACKENDS, load
+from core.archs import get
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BACKENDS = ("torch", "paddle", "mindspore")
-ENGINES = {"torch": "TorchEngine", "paddle": "PaddleEngine", "mindspore": "MindSporeEngine"}
-RESNET_ONLY = ("conv1_t_size", "conv1_t_stride", "no_max_pool", "shortcut_type")
 
 
 def arch_kwargs(arch, kwargs):
     """The builder kwargs `arch` takes out of a set shared by all archs (I3D has no conv1 options, only I3D dropout)."""
-    drop = RESNET_ONLY if arch == "i3d" else ("dropout",)
-    return {key: value for key, value in kwargs.items() if key not in drop}
+    takes = get(arch).builder_kwargs({})
+    return {key: value for key, value in kwargs.items() if key in takes}
 
 
 def engine_config(arch, kwargs, optimizer, lr, momentum, weight_decay):
     """A config whose model is `arch` built with `kwargs`, for the backends' engines."""
     from core.config import load_config
 
-    if arch == "i3d":
-        model = ["model=i3d"]
-    else:
-        family, depth = ("r2plus1d", arch.split("_")[1]) if arch.startswith("r2plus1d") else ("resnet", arch[6:])
-        model = [f"model={family}", f"model_depth={depth}"]
-    keys = {"n_classes": "n_classes", "widen_factor": "resnet_widen_factor", "conv1_t_size": "conv1_t_size",
-            "conv1_t_stride": "conv1_t_stride", "no_max_pool": "no_max_pool", "shortcut_type": "resnet_shortcut"}
-    overrides = model + [f"{keys[key]}={value}" for key, value in arch_kwargs(arch, kwargs).items() if key in keys]
-    if kwargs.get("n_input_channels", 3) == 2:
-        overrides.append("modality=flow")
+    overrides = get(arch).config_overrides(arch_kwargs(arch, kwargs))
     overrides += ["dropout=0", "device=cpu", f"optimizer={optimizer}", f"learning_rate={lr}",
                   f"momentum={momentum}", f"weight_decay={weight_decay}"]
     return load_config(None, overrides, require_paths=())
 
 
 def _forward(backend, arch, kwargs, state, clip):
-    from convert.run_model import FORWARD
-
-    models = importlib.import_module(f"backends.{backend}.models")
-    weights = importlib.import_module(f"backends.{backend}.weights")
-    model = models.build_model(arch, **arch_kwargs(arch, kwargs))
-    weights.load_numpy_state(model, state)
-    return {"logits": np.asarray(FORWARD[backend](model, clip), np.float32)}
+    interop = load(backend, "interop")
+    model = load(backend, "models").build_model(arch, **arch_kwargs(arch, kwargs))
+    interop.load_numpy_state(model, state)
+    return {"logits": np.asarray(interop.forward(model, clip), np.float32)}
 
 
 def _train(backend, arch, kwargs, state, clip, labels, optimizer, steps, lr, momentum, weight_decay):
-    engine_module = importlib.import_module(f"backends.{backend}.engine")
-    weights = importlib.import_module(f"backends.{backend}.weights")
-    engine = getattr(engine_module, ENGINES[backend])(
-        engine_config(arch, kwargs, optimizer, lr, momentum, weight_decay))
-    weights.load_numpy_state(engine.model, state)  # in place: the optimizer keeps its parameters
+    interop = load(backend, "interop")
+    engine = load(backend, "engine").Engine(engine_config(arch, kwargs, optimizer, lr, momentum, weight_decay))
+    interop.load_numpy_state(engine.model, state)  # in place: the optimizer keeps its parameters
     engine.begin_epoch(1, True)
     engine.set_lr(lr)
     losses = [engine.train_batch(clip, labels)[0] for _ in range(steps)]
     return {"loss": np.float64(losses[0]), "losses": np.asarray(losses, np.float64),
-            "state": weights.to_numpy_state(engine.model)}
+            "state": interop.to_numpy_state(engine.model)}
 
 
 def torch_float64_step(arch, kwargs, state, clip, labels, optimizer, lr, momentum=0.9, weight_decay=1e-3):
@@ -84,25 +69,23 @@ def torch_float64_step(arch, kwargs, state, clip, labels, optimizer, lr, momentu
     weight_decay * p)."""
     import torch
     import torch.nn.functional as F
-    from backends.torch.engine import build_optimizer, create_model
-    from backends.torch.weights import load_numpy_state, to_numpy_state
+    from backends.torch.engine import Engine
+    from backends.torch.interop import load_numpy_state, to_numpy_state
 
-    config = engine_config(arch, kwargs, optimizer, lr, momentum, weight_decay)
-    model = create_model(config)
+    engine = Engine(engine_config(arch, kwargs, optimizer, lr, momentum, weight_decay))
+    model = engine.model
     load_numpy_state(model, state)
     model.double().train()
     logits = model(torch.from_numpy(clip.astype(np.float64)))
     F.cross_entropy(logits, torch.from_numpy(labels.astype(np.int64))).backward()
     gradient = {name: (param.grad + weight_decay * param).detach().numpy() for name, param in model.named_parameters()}
-    build_optimizer(config, model.parameters()).step()
+    engine.optimizer.step()
     return to_numpy_state(model), gradient
 
 
 def run(backend, task, models, weights_path, input_path, labels_path=None, steps=10, lr=0.01, momentum=0.9,
         weight_decay=1e-3):
     """{'<model>/<key>': array} for every model {name: (arch, kwargs)} (see the module docstring)."""
-    if backend == "mindspore":
-        import mindspore  # noqa: F401  (first: see DESIGN.md)
     all_weights = np.load(weights_path)
     clip = np.load(input_path)
     outputs = {}

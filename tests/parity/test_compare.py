@@ -48,15 +48,15 @@ def test_a_wrong_batchnorm_epsilon_is_pinpointed():
 def test_a_wrong_epsilon_in_paddle_code_is_pinpointed(monkeypatch):
     """--break changes the weights; here the fault is in the backend: Paddle runs one BatchNorm with another
     epsilon, as a port that forgot a layer's eps would. Both run in this process: no MindSpore, no start-ups."""
-    from backends.paddle import weights
+    from backends.paddle import interop
 
-    load = weights.load_numpy_state
+    load = interop.load_numpy_state
 
     def load_into_a_broken_model(model, state):
         load(model, state)
         dict(model.named_sublayers())["layer2.1.bn1"]._epsilon += BROKEN_EPSILON
 
-    monkeypatch.setattr(weights, "load_numpy_state", load_into_a_broken_model)
+    monkeypatch.setattr(interop, "load_numpy_state", load_into_a_broken_model)
     kwargs = dict(n_classes=5, widen_factor=0.125)
     state = random_state("resnet18", **kwargs)
     clip = np.random.default_rng(0).standard_normal((1, 3, 5, 33, 37)).astype(np.float32)

@@ -20,15 +20,15 @@ import sys
 import pytest
 import yaml
 
-from convert.checkpoint import Checkpoint, write_checkpoint
+from core.checkpoints import Checkpoint, write_checkpoint
 from convert.compare import random_state
 from core.annotations import ucf101, write_json
 from core.extract_frames import extract_dataset
 from core.synthetic import make_dataset
 from core.training import read_log
-from tests.parity.run_backend import BACKENDS, ROOT
+from backends import BACKENDS, native_format
+from tests.parity.run_backend import ROOT
 
-SUFFIX = {"torch": "pth", "paddle": "pdparams", "mindspore": "ckpt"}
 KWARGS = dict(n_classes=3, widen_factor=0.125)
 
 
@@ -72,20 +72,20 @@ def runs(tmp_path_factory):
     with open(config_path, "w") as f:
         yaml.safe_dump(config, f)
     for backend in BACKENDS:
-        write_checkpoint(str(root / f"init.{SUFFIX[backend]}"), Checkpoint(state, "resnet10", KWARGS))
+        write_checkpoint(str(root / f"init.{native_format(backend)}"), Checkpoint(state, "resnet10", KWARGS))
     wait_all({backend: start(f"backends.{backend}.train", "--config", config_path,
                              "--set", f"result_path={root / backend}",
-                             "--set", f"pretrain_path={root / f'init.{SUFFIX[backend]}'}") for backend in BACKENDS})
+                             "--set", f"pretrain_path={root / f'init.{native_format(backend)}'}") for backend in BACKENDS})
     wait_all({backend: start(f"backends.{backend}.evaluate", "--config", config_path,
                              "--set", f"result_path={root / backend}",
-                             "--resume_path", str(root / backend / f"save_2.{SUFFIX[backend]}"))
+                             "--resume_path", str(root / backend / f"save_2.{native_format(backend)}"))
               for backend in BACKENDS})
     return {backend: {"train": read_log(str(root / backend / "train.log")),
                       "val": read_log(str(root / backend / "val.log")),
                       "videos": video_scores(str(root / backend / "val.json"))} for backend in BACKENDS}
 
 
-@pytest.mark.parametrize("backend", ["paddle", "mindspore"])
+@pytest.mark.parametrize("backend", BACKENDS[1:])
 def test_two_epochs_give_the_same_losses_accuracy_and_video_predictions(runs, backend):
     reference, other = runs["torch"], runs[backend]
     for name in ("train", "val"):

@@ -6,8 +6,8 @@ TensorFlow original does.
 """
 from mindspore import nn, ops
 
-from core.archs import I3D_BN_EPS, I3D_BN_MOMENTUM, I3D_ENDPOINTS, i3d_avg_pool_kernel, mixed_out_channels, \
-    same_padding, scaled
+from core.archs import scaled
+from core.archs.i3d import BN_EPS, BN_MOMENTUM, ENDPOINTS, avg_pool_kernel, mixed_out_channels, same_padding
 
 
 def pad_same(x, kernel, stride):
@@ -35,7 +35,7 @@ class Unit3D(nn.Cell):
         self.conv3d = nn.Conv3d(in_channels, output_channels, kernel_size=self.kernel_shape, stride=self.stride,
                                 pad_mode="valid", has_bias=use_bias)
         # MindSpore's momentum weighs the old running value: 1 - PyTorch's.
-        self.bn = nn.BatchNorm3d(output_channels, eps=I3D_BN_EPS, momentum=1 - I3D_BN_MOMENTUM) \
+        self.bn = nn.BatchNorm3d(output_channels, eps=BN_EPS, momentum=1 - BN_MOMENTUM) \
             if use_batch_norm else None
 
     def construct(self, x):
@@ -66,11 +66,11 @@ class InceptionModule(nn.Cell):
 
 class InceptionI3d(nn.Cell):
 
-    def __init__(self, n_classes=400, n_input_channels=3, widen_factor=1.0, dropout=0.5):
+    def __init__(self, n_classes, n_input_channels, widen_factor, dropout):
         super().__init__()
         channels = n_input_channels
         # setattr (not insert_child_to_cell) so that the parameters' own names carry the endpoint too.
-        for name, (kind, *spec) in I3D_ENDPOINTS:
+        for name, (kind, *spec) in ENDPOINTS:
             if kind == "unit":
                 width, kernel, stride = spec
                 setattr(self, name, Unit3D(channels, scaled(width, widen_factor), kernel, stride))
@@ -86,13 +86,13 @@ class InceptionI3d(nn.Cell):
         self.logits = Unit3D(channels, n_classes, activation_fn=None, use_batch_norm=False, use_bias=True)
 
     def construct(self, x):
-        for name, _ in I3D_ENDPOINTS:
+        for name, _ in ENDPOINTS:
             x = getattr(self, name)(x)
         # The reference pools (2, 7, 7) with stride 1 (224 x 224 input); smaller clips pool what is left.
-        x = ops.avg_pool3d(x, kernel_size=i3d_avg_pool_kernel(*x.shape[2:]), stride=1)
+        x = ops.avg_pool3d(x, kernel_size=avg_pool_kernel(*x.shape[2:]), stride=1)
         x = self.logits(self.dropout(x))
         return x.mean(axis=(2, 3, 4))
 
 
-def i3d(**kwargs):
+def build(spec, **kwargs):
     return InceptionI3d(**kwargs)

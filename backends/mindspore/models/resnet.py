@@ -1,64 +1,49 @@
-"""3D ResNets, as kenshohara/3D-ResNets-PyTorch models/resnet.py.
+"""3D ResNets and R(2+1)D in one class, as kenshohara/3D-ResNets-PyTorch models/resnet.py and
+models/resnet2p1d.py (core/archs/resnet.py lists every conv; torchvision's VideoResNet serves both the same way).
 
-Same module tree (hence the same parameter names) as the community
-checkpoints, so `r3d50_K_200ep.pth` and friends load as they are.
+Same module tree (hence the same parameter names) as the community checkpoints, so `r3d50_K_200ep.pth`
+and `r2p1d18_K_200ep.pth` load as they are.
 """
 from mindspore import nn, ops
 from mindspore.common.initializer import HeNormal, One, Zero, initializer
 
-from core.archs import RESNET_DEPTHS, RESNET_INPLANES, scaled
+from core.archs import scaled
+from core.archs.resnet import EXPANSION, INPLANES, block_convs, stages, stem_convs
 
 # MindSpore's momentum weighs the old running value: 1 - PyTorch's default 0.1.
 BN_MOMENTUM = 0.9
 
 
-def conv3x3x3(in_planes, out_planes, stride=1):
-    return nn.Conv3d(in_planes, out_planes, kernel_size=3, stride=stride, pad_mode="pad", padding=1,
-                     has_bias=False)
+def conv3d(conv_in, conv_out, kernel, stride=1, padding=(0, 0, 0)):
+    # MindSpore pads (front, back, top, bottom, left, right).
+    return nn.Conv3d(conv_in, conv_out, kernel, stride, pad_mode="pad",
+                     padding=tuple(p for p in padding for _ in range(2)), has_bias=False)
 
 
-def conv1x1x1(in_planes, out_planes, stride=1):
-    return nn.Conv3d(in_planes, out_planes, kernel_size=1, stride=stride, has_bias=False)
+def conv_bn(owner, suffix, conv_in, conv_out, kernel, stride, padding):
+    """Add conv<suffix> and bn<suffix> to `owner`; return their names."""
+    # setattr (not insert_child_to_cell) so that the parameters' own names carry the cell's path too.
+    setattr(owner, f"conv{suffix}", conv3d(conv_in, conv_out, kernel, stride, padding))
+    setattr(owner, f"bn{suffix}", nn.BatchNorm3d(conv_out, momentum=BN_MOMENTUM))
+    return f"conv{suffix}", f"bn{suffix}"
 
 
-class BasicBlock(nn.Cell):
-    expansion = 1
+class Block(nn.Cell):
+    """A basic or bottleneck block: conv-BN pairs with ReLUs between them, the shortcut added before the last ReLU."""
 
-    def __init__(self, in_planes, planes, stride=1, downsample=None):
+    def __init__(self, convs, downsample=None):
         super().__init__()
-        self.conv1 = conv3x3x3(in_planes, planes, stride)
-        self.bn1 = nn.BatchNorm3d(planes, momentum=BN_MOMENTUM)
-        self.relu = nn.ReLU()
-        self.conv2 = conv3x3x3(planes, planes)
-        self.bn2 = nn.BatchNorm3d(planes, momentum=BN_MOMENTUM)
-        self.downsample = downsample
-
-    def construct(self, x):
-        residual = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + residual)
-
-
-class Bottleneck(nn.Cell):
-    expansion = 4
-
-    def __init__(self, in_planes, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1 = conv1x1x1(in_planes, planes)
-        self.bn1 = nn.BatchNorm3d(planes, momentum=BN_MOMENTUM)
-        self.conv2 = conv3x3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm3d(planes, momentum=BN_MOMENTUM)
-        self.conv3 = conv1x1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm3d(planes * self.expansion, momentum=BN_MOMENTUM)
+        self.pairs = [conv_bn(self, *conv) for conv in convs]
         self.relu = nn.ReLU()
         self.downsample = downsample
 
     def construct(self, x):
         residual = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = x
+        for index, (conv, bn) in enumerate(self.pairs):
+            out = getattr(self, bn)(getattr(self, conv)(out))
+            if index < len(self.pairs) - 1:
+                out = self.relu(out)
         return self.relu(out + residual)
 
 
@@ -76,19 +61,19 @@ class ZeroPadShortcut(nn.Cell):
         return ops.cat([out, zeros], axis=1)
 
 
-def make_layer(block, in_planes, planes, blocks, shortcut_type, stride=1):
-    """One stage: `blocks` blocks, the first one changing stride and width. Returns (stage, out_planes)."""
-    out_planes = planes * block.expansion
+def make_layer(block, is_2plus1d, in_planes, planes, n_blocks, shortcut_type, stride):
+    """One stage: `n_blocks` blocks, the first one changing stride and width. Returns (stage, out_planes)."""
+    out_planes = planes * EXPANSION[block]
     downsample = None
     if stride != 1 or in_planes != out_planes:
         if shortcut_type == "A":
             downsample = ZeroPadShortcut(out_planes, stride)
         else:
-            downsample = nn.SequentialCell(conv1x1x1(in_planes, out_planes, stride),
+            downsample = nn.SequentialCell(conv3d(in_planes, out_planes, 1, stride),
                                            nn.BatchNorm3d(out_planes, momentum=BN_MOMENTUM))
-    layers = [block(in_planes, planes, stride, downsample)]
-    layers += [block(out_planes, planes) for _ in range(1, blocks)]
-    return nn.SequentialCell(layers), out_planes
+    blocks = [Block(block_convs(block, is_2plus1d, in_planes, planes, stride), downsample)]
+    blocks += [Block(block_convs(block, is_2plus1d, out_planes, planes, 1)) for _ in range(1, n_blocks)]
+    return nn.SequentialCell(blocks), out_planes
 
 
 def init_weights(model):
@@ -103,66 +88,32 @@ def init_weights(model):
 
 class ResNet(nn.Cell):
 
-    def __init__(self, block, layers, n_classes=400, n_input_channels=3, widen_factor=1.0, conv1_t_size=7,
-                 conv1_t_stride=1, no_max_pool=False, shortcut_type="B"):
+    def __init__(self, spec, n_classes, n_input_channels, widen_factor, conv1_t_size, conv1_t_stride, no_max_pool,
+                 shortcut_type):
         super().__init__()
-        planes = [scaled(p, widen_factor) for p in RESNET_INPLANES]
-        self.no_max_pool = no_max_pool
-        t_pad = conv1_t_size // 2
-        self.conv1 = nn.Conv3d(n_input_channels, planes[0], kernel_size=(conv1_t_size, 7, 7),
-                               stride=(conv1_t_stride, 2, 2), pad_mode="pad", padding=(t_pad, t_pad, 3, 3, 3, 3),
-                               has_bias=False)
-        self.bn1 = nn.BatchNorm3d(planes[0], momentum=BN_MOMENTUM)
+        block, is_2plus1d = spec.structure["block"], spec.structure["2plus1d"]
+        in_planes = scaled(INPLANES[0], widen_factor)
+        self.stem = [conv_bn(self, *conv) for conv in stem_convs(is_2plus1d, n_input_channels, in_planes,
+                                                                 conv1_t_size, conv1_t_stride)]
         self.relu = nn.ReLU()
+        self.no_max_pool = no_max_pool
         # pad_mode "pad" pads with -inf, as PyTorch.
         self.maxpool = nn.MaxPool3d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
-        self.layer1, in_planes = make_layer(block, planes[0], planes[0], layers[0], shortcut_type)
-        self.layer2, in_planes = make_layer(block, in_planes, planes[1], layers[1], shortcut_type, stride=2)
-        self.layer3, in_planes = make_layer(block, in_planes, planes[2], layers[2], shortcut_type, stride=2)
-        self.layer4, in_planes = make_layer(block, in_planes, planes[3], layers[3], shortcut_type, stride=2)
+        for stage, planes, n_blocks, stride in stages(spec.structure["layers"], widen_factor):
+            layer, in_planes = make_layer(block, is_2plus1d, in_planes, planes, n_blocks, shortcut_type, stride)
+            setattr(self, f"layer{stage}", layer)
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Dense(in_planes, n_classes)
         init_weights(self)
 
     def construct(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
+        for conv, bn in self.stem:
+            x = self.relu(getattr(self, bn)(getattr(self, conv)(x)))
         if not self.no_max_pool:
             x = self.maxpool(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(ops.flatten(self.avgpool(x), start_dim=1))
 
 
-BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
-
-
-def _resnet(depth, **kwargs):
-    block, layers = RESNET_DEPTHS[depth]
-    return ResNet(BLOCKS[block], layers, **kwargs)
-
-
-def resnet10(**kwargs):
-    return _resnet(10, **kwargs)
-
-
-def resnet18(**kwargs):
-    return _resnet(18, **kwargs)
-
-
-def resnet34(**kwargs):
-    return _resnet(34, **kwargs)
-
-
-def resnet50(**kwargs):
-    return _resnet(50, **kwargs)
-
-
-def resnet101(**kwargs):
-    return _resnet(101, **kwargs)
-
-
-def resnet152(**kwargs):
-    return _resnet(152, **kwargs)
-
-
-def resnet200(**kwargs):
-    return _resnet(200, **kwargs)
+def build(spec, **kwargs):
+    return ResNet(spec, **kwargs)

@@ -8,8 +8,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from core.archs import I3D_BN_EPS, I3D_BN_MOMENTUM, I3D_ENDPOINTS, i3d_avg_pool_kernel, mixed_out_channels, \
-    same_padding, scaled
+from core.archs import scaled
+from core.archs.i3d import BN_EPS, BN_MOMENTUM, ENDPOINTS, avg_pool_kernel, mixed_out_channels, same_padding
 from .resnet import BatchNorm3D, torch_default_init
 
 
@@ -38,8 +38,8 @@ class Unit3D(nn.Layer):
         self.conv3d = nn.Conv3D(in_channels, output_channels, kernel_size=self.kernel_shape, stride=self.stride,
                                 padding=0, bias_attr=use_bias)
         # Paddle's momentum weighs the running statistics, PyTorch's the batch: 1 - m.
-        self.bn = BatchNorm3D(output_channels, epsilon=I3D_BN_EPS,
-                                 momentum=1 - I3D_BN_MOMENTUM) if use_batch_norm else None
+        self.bn = BatchNorm3D(output_channels, epsilon=BN_EPS,
+                                 momentum=1 - BN_MOMENTUM) if use_batch_norm else None
 
     def forward(self, x):
         x = self.conv3d(pad_same(x, self.kernel_shape, self.stride))
@@ -70,10 +70,10 @@ class InceptionModule(nn.Layer):
 
 class InceptionI3d(nn.Layer):
 
-    def __init__(self, n_classes=400, n_input_channels=3, widen_factor=1.0, dropout=0.5):
+    def __init__(self, n_classes, n_input_channels, widen_factor, dropout):
         super().__init__()
         channels = n_input_channels
-        for name, (kind, *spec) in I3D_ENDPOINTS:
+        for name, (kind, *spec) in ENDPOINTS:
             if kind == "unit":
                 width, kernel, stride = spec
                 self.add_sublayer(name, Unit3D(channels, scaled(width, widen_factor), kernel, stride))
@@ -93,13 +93,13 @@ class InceptionI3d(nn.Layer):
                 torch_default_init(layer)
 
     def forward(self, x):
-        for name, _ in I3D_ENDPOINTS:
+        for name, _ in ENDPOINTS:
             x = getattr(self, name)(x)
         # The reference pools (2, 7, 7) with stride 1 (224 x 224 input); smaller clips pool what is left.
-        x = F.avg_pool3d(x, kernel_size=i3d_avg_pool_kernel(*x.shape[2:]), stride=1)
+        x = F.avg_pool3d(x, kernel_size=avg_pool_kernel(*x.shape[2:]), stride=1)
         x = self.logits(self.dropout(x))
         return x.mean(axis=(2, 3, 4))
 
 
-def i3d(**kwargs):
+def build(spec, **kwargs):
     return InceptionI3d(**kwargs)

@@ -1,7 +1,8 @@
-"""3D ResNets, as kenshohara/3D-ResNets-PyTorch models/resnet.py.
+"""3D ResNets and R(2+1)D in one class, as kenshohara/3D-ResNets-PyTorch models/resnet.py and
+models/resnet2p1d.py (core/archs/resnet.py lists every conv; torchvision's VideoResNet serves both the same way).
 
-Same module tree (hence the same parameter names) as the community
-checkpoints and the PaddlePaddle port's `.pdparams`, so they load as they are.
+Same module tree (hence the same parameter names) as the community checkpoints and the PaddlePaddle port's
+`.pdparams`, so they load as they are.
 """
 import math
 
@@ -9,7 +10,8 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from core.archs import RESNET_DEPTHS, RESNET_INPLANES, scaled
+from core.archs import scaled
+from core.archs.resnet import EXPANSION, INPLANES, block_convs, stages, stem_convs
 
 
 class BatchNorm3D(nn.BatchNorm3D):
@@ -31,52 +33,29 @@ class BatchNorm3D(nn.BatchNorm3D):
         return out
 
 
-def conv3x3x3(in_planes, out_planes, stride=1):
-    return nn.Conv3D(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias_attr=False)
+def conv_bn(owner, suffix, conv_in, conv_out, kernel, stride, padding):
+    """Add conv<suffix> and bn<suffix> to `owner`; return their names."""
+    owner.add_sublayer(f"conv{suffix}", nn.Conv3D(conv_in, conv_out, kernel, stride, padding, bias_attr=False))
+    owner.add_sublayer(f"bn{suffix}", BatchNorm3D(conv_out))
+    return f"conv{suffix}", f"bn{suffix}"
 
 
-def conv1x1x1(in_planes, out_planes, stride=1):
-    return nn.Conv3D(in_planes, out_planes, kernel_size=1, stride=stride, bias_attr=False)
+class Block(nn.Layer):
+    """A basic or bottleneck block: conv-BN pairs with ReLUs between them, the shortcut added before the last ReLU."""
 
-
-class BasicBlock(nn.Layer):
-    expansion = 1
-
-    def __init__(self, in_planes, planes, stride=1, downsample=None):
+    def __init__(self, convs, downsample=None):
         super().__init__()
-        self.conv1 = conv3x3x3(in_planes, planes, stride)
-        self.bn1 = BatchNorm3D(planes)
-        self.relu = nn.ReLU()
-        self.conv2 = conv3x3x3(planes, planes)
-        self.bn2 = BatchNorm3D(planes)
-        self.downsample = downsample
-
-    def forward(self, x):
-        residual = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + residual)
-
-
-class Bottleneck(nn.Layer):
-    expansion = 4
-
-    def __init__(self, in_planes, planes, stride=1, downsample=None):
-        super().__init__()
-        self.conv1 = conv1x1x1(in_planes, planes)
-        self.bn1 = BatchNorm3D(planes)
-        self.conv2 = conv3x3x3(planes, planes, stride)
-        self.bn2 = BatchNorm3D(planes)
-        self.conv3 = conv1x1x1(planes, planes * self.expansion)
-        self.bn3 = BatchNorm3D(planes * self.expansion)
+        self.pairs = [conv_bn(self, *conv) for conv in convs]
         self.relu = nn.ReLU()
         self.downsample = downsample
 
     def forward(self, x):
         residual = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = x
+        for index, (conv, bn) in enumerate(self.pairs):
+            out = getattr(self, bn)(getattr(self, conv)(out))
+            if index < len(self.pairs) - 1:
+                out = self.relu(out)
         return self.relu(out + residual)
 
 
@@ -94,18 +73,19 @@ class ZeroPadShortcut(nn.Layer):
         return paddle.concat([out, zeros], axis=1)
 
 
-def make_layer(block, in_planes, planes, blocks, shortcut_type, stride=1):
-    """One stage: `blocks` blocks, the first one changing stride and width. Returns (stage, out_planes)."""
-    out_planes = planes * block.expansion
+def make_layer(block, is_2plus1d, in_planes, planes, n_blocks, shortcut_type, stride):
+    """One stage: `n_blocks` blocks, the first one changing stride and width. Returns (stage, out_planes)."""
+    out_planes = planes * EXPANSION[block]
     downsample = None
     if stride != 1 or in_planes != out_planes:
         if shortcut_type == "A":
             downsample = ZeroPadShortcut(out_planes, stride)
         else:
-            downsample = nn.Sequential(conv1x1x1(in_planes, out_planes, stride), BatchNorm3D(out_planes))
-    layers = [block(in_planes, planes, stride, downsample)]
-    layers += [block(out_planes, planes) for _ in range(1, blocks)]
-    return nn.Sequential(*layers), out_planes
+            downsample = nn.Sequential(nn.Conv3D(in_planes, out_planes, 1, stride, bias_attr=False),
+                                       BatchNorm3D(out_planes))
+    blocks = [Block(block_convs(block, is_2plus1d, in_planes, planes, stride), downsample)]
+    blocks += [Block(block_convs(block, is_2plus1d, out_planes, planes, 1)) for _ in range(1, n_blocks)]
+    return nn.Sequential(*blocks), out_planes
 
 
 def torch_default_init(layer):
@@ -135,63 +115,31 @@ def init_weights(model):
 
 class ResNet(nn.Layer):
 
-    def __init__(self, block, layers, n_classes=400, n_input_channels=3, widen_factor=1.0, conv1_t_size=7,
-                 conv1_t_stride=1, no_max_pool=False, shortcut_type="B"):
+    def __init__(self, spec, n_classes, n_input_channels, widen_factor, conv1_t_size, conv1_t_stride, no_max_pool,
+                 shortcut_type):
         super().__init__()
-        planes = [scaled(p, widen_factor) for p in RESNET_INPLANES]
-        self.no_max_pool = no_max_pool
-        self.conv1 = nn.Conv3D(n_input_channels, planes[0], kernel_size=(conv1_t_size, 7, 7),
-                               stride=(conv1_t_stride, 2, 2), padding=(conv1_t_size // 2, 3, 3), bias_attr=False)
-        self.bn1 = BatchNorm3D(planes[0])
+        block, is_2plus1d = spec.structure["block"], spec.structure["2plus1d"]
+        in_planes = scaled(INPLANES[0], widen_factor)
+        self.stem = [conv_bn(self, *conv) for conv in stem_convs(is_2plus1d, n_input_channels, in_planes,
+                                                                 conv1_t_size, conv1_t_stride)]
         self.relu = nn.ReLU()
+        self.no_max_pool = no_max_pool
         self.maxpool = nn.MaxPool3D(kernel_size=3, stride=2, padding=1)  # pads with -inf, as PyTorch
-        self.layer1, in_planes = make_layer(block, planes[0], planes[0], layers[0], shortcut_type)
-        self.layer2, in_planes = make_layer(block, in_planes, planes[1], layers[1], shortcut_type, stride=2)
-        self.layer3, in_planes = make_layer(block, in_planes, planes[2], layers[2], shortcut_type, stride=2)
-        self.layer4, in_planes = make_layer(block, in_planes, planes[3], layers[3], shortcut_type, stride=2)
+        for stage, planes, n_blocks, stride in stages(spec.structure["layers"], widen_factor):
+            layer, in_planes = make_layer(block, is_2plus1d, in_planes, planes, n_blocks, shortcut_type, stride)
+            self.add_sublayer(f"layer{stage}", layer)
         self.avgpool = nn.AdaptiveAvgPool3D(1)
         self.fc = nn.Linear(in_planes, n_classes)
         init_weights(self)
 
     def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
+        for conv, bn in self.stem:
+            x = self.relu(getattr(self, bn)(getattr(self, conv)(x)))
         if not self.no_max_pool:
             x = self.maxpool(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(paddle.flatten(self.avgpool(x), 1))
 
 
-BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
-
-
-def _resnet(depth, **kwargs):
-    block, layers = RESNET_DEPTHS[depth]
-    return ResNet(BLOCKS[block], layers, **kwargs)
-
-
-def resnet10(**kwargs):
-    return _resnet(10, **kwargs)
-
-
-def resnet18(**kwargs):
-    return _resnet(18, **kwargs)
-
-
-def resnet34(**kwargs):
-    return _resnet(34, **kwargs)
-
-
-def resnet50(**kwargs):
-    return _resnet(50, **kwargs)
-
-
-def resnet101(**kwargs):
-    return _resnet(101, **kwargs)
-
-
-def resnet152(**kwargs):
-    return _resnet(152, **kwargs)
-
-
-def resnet200(**kwargs):
-    return _resnet(200, **kwargs)
+def build(spec, **kwargs):
+    return ResNet(spec, **kwargs)

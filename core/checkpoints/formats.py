@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from convert.ckpt import read_ckpt, write_ckpt
+from core.checkpoints.ckpt import read_ckpt, write_ckpt
 from core import safe_pickle
 from core.state_dict import from_mindspore, from_paddle, to_mindspore, to_paddle
 
@@ -90,7 +90,6 @@ def _write_safetensors(path, tree):
 @dataclass(frozen=True)
 class Format:
     name: str
-    framework: str  # the framework whose model a file of this format is run with by --verify
     read: Callable
     write: Callable
     to_native: Callable  # neutral names -> the names stored in the file
@@ -98,11 +97,11 @@ class Format:
 
 
 FORMATS = {
-    "pth": Format("pth", "torch", _read_pth, _write_pth, _identity, _identity),
-    "pdparams": Format("pdparams", "paddle", safe_pickle.load, _write_pdparams, to_paddle, from_paddle),
-    "ckpt": Format("ckpt", "mindspore", read_ckpt, write_ckpt, to_mindspore, from_mindspore),
-    "npz": Format("npz", "torch", _read_npz, _write_npz, _identity, _identity),
-    "safetensors": Format("safetensors", "torch", _read_safetensors, _write_safetensors, _identity, _identity),
+    "pth": Format("pth", _read_pth, _write_pth, _identity, _identity),
+    "pdparams": Format("pdparams", safe_pickle.load, _write_pdparams, to_paddle, from_paddle),
+    "ckpt": Format("ckpt", read_ckpt, write_ckpt, to_mindspore, from_mindspore),
+    "npz": Format("npz", _read_npz, _write_npz, _identity, _identity),
+    "safetensors": Format("safetensors", _read_safetensors, _write_safetensors, _identity, _identity),
 }
 
 

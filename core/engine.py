@@ -1,0 +1,258 @@
+"""The engine template: what every backend's training and evaluation engine does, written once.
+
+core.training.fit drives an Engine (epochs, schedule, logs); core.evaluation drives a predictor. The
+template builds the model (seeded, pretrained weights through the one checkpoint reader, a new head for
+n_classes), marks the trainable parameters (ft_begin_module), decides amp, saves and resumes checkpoints
+(one read of the file) and turns every misfit into a message naming the file. A backend's
+`Engine(core.engine.Engine)` supplies only the framework primitives listed under "primitives" below, and
+its `interop` (state in/out, forward) and `distributed` modules.
+"""
+import contextlib
+
+import numpy as np
+
+from core.archs import arch_name, get, kenshohara_arch, model_kwargs
+from core.checkpoints import NotATrainingCheckpoint, read_state, read_training_checkpoint
+from core.state_dict import StateDictMismatch
+
+
+class ResumeError(ValueError):
+    """A checkpoint that cannot continue this run: another architecture or another optimizer's state."""
+
+
+class WeightsFileError(ValueError):
+    """A pretrain_path / resume_path file that cannot be read; the message names the file."""
+
+
+def epoch_seed(seed, epoch, rank=0):
+    """Framework RNG seed for one epoch (dropout), independent of resume; each process its own."""
+    return int(np.random.default_rng([seed, epoch, 7] + [rank] * (rank > 0)).integers(2**31 - 1))
+
+
+def trainable_names(names, ft_begin_module):
+    """kenshohara's get_fine_tuning_parameters: parameters from the first one whose
+    top-level module is `ft_begin_module` on; all when it is empty."""
+    names = list(names)
+    if not ft_begin_module:
+        return names
+    tops = [n.split(".")[0] for n in names]
+    if ft_begin_module not in tops:
+        raise ValueError(f"ft_begin_module '{ft_begin_module}' is not a module of the model "
+                         f"(top-level modules: {', '.join(dict.fromkeys(tops))})")
+    return names[tops.index(ft_begin_module):]
+
+
+def fit_pretrained(pretrained, model_state, head, n_pretrain_classes=0, source=""):
+    """Pretrained weights ready to load into a model with a new head.
+
+    Keeps the model's own (freshly initialised) head where the pretrained head's shape differs: the
+    reference replaces `fc` for n_classes. Every other key must fit. `n_pretrain_classes` (0: unchecked)
+    is the head size the file must have; a head of another size is a StateDictMismatch listing its keys.
+    """
+    state = dict(pretrained)
+    heads = [name for name in head if name in model_state and name in state]
+    wrong = [(name, (n_pretrain_classes,) + state[name].shape[1:], state[name].shape) for name in heads
+             if n_pretrain_classes and len(state[name]) != n_pretrain_classes]
+    if wrong:
+        raise StateDictMismatch(mis_shaped=wrong, source=f"{source} (n_pretrain_classes: {n_pretrain_classes})")
+    for name in heads:
+        if state[name].shape != model_state[name].shape:
+            state[name] = model_state[name]
+    return state
+
+
+@contextlib.contextmanager
+def naming_file(path):
+    """Name `path` in a StateDictMismatch raised while its weights are loaded into a model."""
+    try:
+        yield
+    except StateDictMismatch as error:
+        raise StateDictMismatch(error.missing, error.unexpected, error.mis_shaped, source=path) from None
+
+
+@contextlib.contextmanager
+def reading(path):
+    """Turn whatever a reader raises on a missing, cut, foreign, unsafe or unfitting file into an error naming it."""
+    try:
+        yield
+    except StateDictMismatch:
+        raise  # the reader names the file
+    except NotATrainingCheckpoint as error:
+        raise ResumeError(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - whatever a format's reader raises
+        message = str(error) if str(path) in str(error) else f"{path}: cannot be read ({type(error).__name__}: {error})"
+        raise WeightsFileError(message) from None
+
+
+class Engine:
+    """The shared part of a backend's engine; see the module docstring."""
+
+    framework = ""  # the backend's name, for messages
+    native_format = ""  # its checkpoint format (core.checkpoints.formats)
+    interop = None  # backends.<fw>.interop: to_numpy_state, load_numpy_state, forward
+    distributed = None  # backends.<fw>.distributed: init, all_reduce_sum, broadcast_batchnorm_statistics, finish
+
+    @property
+    def checkpoint_suffix(self):
+        return f".{self.native_format}"
+
+    def __init__(self, config, training=True, log=print):
+        self.config = config
+        self.arch = arch_name(config)
+        self.device_name = self.pick_device()
+        self.rank, self.world_size = 0, 1
+        if not training:  # a predictor: the weights of resume_path, strictly
+            self.model = self.build_model(self.arch, model_kwargs(config))
+            self.load_weights(self.model, config["resume_path"])
+            self.set_mode(False)
+            return
+        self.rank, self.world_size = self.distributed.init()
+        self.model = self.create_model()
+        if config["batchnorm_sync"] and self.world_size > 1:
+            self.model = self.sync_batchnorm(self.model)
+        named = self.named_parameters()
+        trainable = set(trainable_names((name for name, _ in named), config["ft_begin_module"]))
+        for name, param in named:
+            self.set_trainable(param, name in trainable)
+        self.optimizer = self.build_optimizer([param for name, param in named if name in trainable])
+        reason = self.amp_unavailable() if config["amp"] else None
+        if reason and self.rank == 0:
+            log(f"[{self.framework}] amp: {reason}; training in float32")
+        self.amp = config["amp"] and reason is None
+        self.prepare_training()
+
+    # ---- shared ----
+
+    def load_weights(self, model, path, n_pretrain_classes=None):
+        """Load weights file `path` (any format and layout) into `model`.
+
+        n_pretrain_classes None: the file must fit exactly (a checkpoint). Otherwise it is a pretrained
+        file whose head is replaced where its size differs (fit_pretrained). Errors name the file.
+        """
+        with reading(path):
+            state = read_state(path)
+        if n_pretrain_classes is not None:
+            state = fit_pretrained(state, self.interop.to_numpy_state(model), get(self.arch).head,
+                                   n_pretrain_classes, path)
+        with naming_file(path):
+            self.interop.load_numpy_state(model, state)
+
+    def create_model(self):
+        """The config's model, with pretrained weights (new head for n_classes) when pretrain_path is set."""
+        self.seed(self.config["manual_seed"])
+        model = self.build_model(self.arch, model_kwargs(self.config))
+        if self.config["pretrain_path"]:
+            self.load_weights(model, self.config["pretrain_path"], self.config["n_pretrain_classes"])
+        return model
+
+    def begin_epoch(self, epoch, train):
+        """Switch train/eval mode; in train mode reseed the framework RNG with epoch_seed()."""
+        self.set_mode(train)
+        if train:
+            self.seed(epoch_seed(self.config["manual_seed"], epoch, self.rank))
+        elif self.world_size > 1:  # validate with the statistics rank 0's checkpoint saves
+            self.distributed.broadcast_batchnorm_statistics(self.model)
+
+    def all_reduce_sum(self, values):
+        """The element-wise sums of `values` (floats) over all processes."""
+        return list(values) if self.world_size == 1 else self.distributed.all_reduce_sum(values)
+
+    def finish(self):
+        """After training: leave the data-parallel group, where the framework needs that done explicitly."""
+        if self.world_size > 1:
+            self.distributed.finish()
+
+    def save(self, path, meta):
+        """Write model + optimizer + `meta` (epoch, arch, scheduler, config; the amp scaler's state) atomically."""
+        self.write_checkpoint(path, {**meta, "scaler": self.scaler_state()} if self.amp else meta)
+
+    def load(self, path):
+        """Restore model, optimizer and counters from a training checkpoint (ours or kenshohara's): one read.
+        Returns its meta (epoch, arch, scheduler, config)."""
+        with reading(path):
+            checkpoint = read_training_checkpoint(path)
+        with naming_file(path):  # lists the offending keys of a checkpoint of another model
+            self.interop.load_numpy_state(self.model, checkpoint.state)
+        # kenshohara writes his arch as '{model}-{depth}' ('resnet-10'), we as 'resnet10'.
+        if kenshohara_arch(checkpoint.arch) != kenshohara_arch(self.arch):
+            raise ResumeError(f"{path}: checkpoint of {checkpoint.arch}, the config builds {self.arch}")
+        try:
+            self.load_training_state(checkpoint)
+        except (ValueError, KeyError, TypeError) as error:  # e.g. saved with another ft_begin_module or optimizer
+            raise ResumeError(f"{path}: its optimizer state does not fit this run's optimizer ({error}); "
+                              "was it saved with another optimizer or ft_begin_module?") from None
+        if self.amp and checkpoint.scaler:
+            self.load_scaler_state(checkpoint.scaler)
+        return {"epoch": checkpoint.epoch, "arch": checkpoint.arch, "scheduler": checkpoint.scheduler,
+                "config": checkpoint.config}
+
+    # ---- primitives: each backend's Engine implements these ----
+
+    def pick_device(self):
+        """Select the device (config `device`); return its name."""
+        raise NotImplementedError
+
+    def seed(self, value):
+        """Seed the framework's RNG (weights, dropout)."""
+        raise NotImplementedError
+
+    def build_model(self, arch, kwargs):
+        """The backend's model of `arch` (backends.<fw>.models.build_model), on the device."""
+        raise NotImplementedError
+
+    def sync_batchnorm(self, model):
+        """The model with synchronised BatchNorm, or SystemExit saying why the framework cannot here."""
+        raise NotImplementedError
+
+    def named_parameters(self):
+        """[(neutral name, parameter)] of the model's parameters, in order."""
+        raise NotImplementedError
+
+    def set_trainable(self, param, trainable):
+        raise NotImplementedError
+
+    def build_optimizer(self, params):
+        """SGD or Adam with the reference's (PyTorch's) update rules over `params`."""
+        raise NotImplementedError
+
+    def amp_unavailable(self):
+        """Why mixed precision cannot run on this device (None: it can)."""
+        raise NotImplementedError
+
+    def prepare_training(self):
+        """Whatever the framework needs before the first step (data-parallel wrapper, scaler, compiled step)."""
+
+    def set_mode(self, train):
+        raise NotImplementedError
+
+    def set_lr(self, lr):
+        raise NotImplementedError
+
+    def train_batch(self, x, y):
+        """One optimisation step on numpy inputs; returns (mean loss, logits as numpy)."""
+        raise NotImplementedError
+
+    def eval_batch(self, x, y):
+        """Forward without gradients; returns (mean loss, logits as numpy)."""
+        raise NotImplementedError
+
+    def write_checkpoint(self, path, meta):
+        """Write the model, the optimizer and `meta` at `path` (+ sidecars) atomically, in native_format."""
+        raise NotImplementedError
+
+    def load_training_state(self, checkpoint):
+        """Restore the optimizer (and counters) of a core.checkpoints.TrainingCheckpoint."""
+        raise NotImplementedError
+
+    def scaler_state(self):
+        """The amp loss scaler's state as plain numbers (only called with amp on)."""
+        raise NotImplementedError
+
+    def load_scaler_state(self, state):
+        raise NotImplementedError
+
+
+def build_predictor(engine_class, config):
+    """predict(x numpy) -> logits numpy of the checkpoint at config.resume_path, with `engine_class`'s framework."""
+    engine = engine_class(config, training=False)
+    return lambda x: engine.interop.forward(engine.model, x)

@@ -1,1 +1,0 @@
-import mindspore  # noqa: F401  (before torch / paddle, see DESIGN.md)
