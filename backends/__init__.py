@@ -3,7 +3,7 @@
 A backend is a folder `backends/<name>/` with the same files as the others:
   __init__.py   framework-free facts: NATIVE_FORMAT (its checkpoint format, core.checkpoints.formats)
   engine.py     Engine (core.engine.Engine's primitives for its framework) and build_predictor
-  interop.py    numpy <-> framework: to_numpy_state, load_numpy_state, forward, capture_layers
+  interop.py    numpy <-> framework: tensor, numpy, to_numpy_state, load_numpy_state, forward, capture_layers
   models/       one model file per architecture family of core.archs
   distributed.py, train.py, evaluate.py
 Adding a backend is that folder plus its name in BACKENDS (docs/architecture.md).

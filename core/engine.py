@@ -90,7 +90,8 @@ class Engine:
     framework = ""  # the backend's name, for messages
     native_format = ""  # its checkpoint format (core.checkpoints.formats)
     interop = None  # backends.<fw>.interop: to_numpy_state, load_numpy_state, forward
-    distributed = None  # backends.<fw>.distributed: init, all_reduce_sum, broadcast_batchnorm_statistics, finish
+    distributed = None  # backends.<fw>.distributed: launched, init, all_reduce_sum, broadcast_batchnorm_statistics,
+    # finish
 
     @property
     def checkpoint_suffix(self):
@@ -106,9 +107,12 @@ class Engine:
             self.load_weights(self.model, config["resume_path"])
             self.set_mode(False)
             return
+        sync_batchnorm = config["batchnorm_sync"] and self.distributed.launched()[1] > 1
+        if sync_batchnorm and self.batchnorm_sync_unavailable():  # before joining the other processes
+            raise SystemExit(f"batchnorm_sync: {self.batchnorm_sync_unavailable()}; set batchnorm_sync: false")
         self.rank, self.world_size = self.distributed.init()
         self.model = self.create_model()
-        if config["batchnorm_sync"] and self.world_size > 1:
+        if sync_batchnorm:
             self.model = self.sync_batchnorm(self.model)
         named = self.named_parameters()
         trainable = set(trainable_names((name for name, _ in named), config["ft_begin_module"]))
@@ -200,8 +204,12 @@ class Engine:
         """The backend's model of `arch` (backends.<fw>.models.build_model), on the device."""
         raise NotImplementedError
 
+    def batchnorm_sync_unavailable(self):
+        """Why synchronised BatchNorm cannot run here (None: it can)."""
+        raise NotImplementedError
+
     def sync_batchnorm(self, model):
-        """The model with synchronised BatchNorm, or SystemExit saying why the framework cannot here."""
+        """The model with synchronised BatchNorm."""
         raise NotImplementedError
 
     def named_parameters(self):

@@ -99,12 +99,8 @@ def test_config_keys_and_builder_kwargs_map_both_ways():
 def test_max_pool_pads_with_minus_infinity_like_torch(backend):
     # After a ReLU zero padding would not show; on negative inputs it would.
     clip = -1.0 - np.random.default_rng(2).uniform(size=(1, 2, 5, 7, 9)).astype(np.float32)
-    model = load(backend, "models").build_model("resnet10", **SMALL["resnet10"])
-    to_framework, to_numpy = {
-        "torch": (torch.from_numpy, lambda t: t.numpy()),
-        "paddle": (lambda a: __import__("paddle").to_tensor(a), lambda t: t.numpy()),
-        "mindspore": (lambda a: __import__("mindspore").Tensor(a), lambda t: t.asnumpy())}[backend]
-    out = to_numpy(model.maxpool(to_framework(clip)))
+    model, interop = load(backend, "models").build_model("resnet10", **SMALL["resnet10"]), load(backend, "interop")
+    out = interop.numpy(model.maxpool(interop.tensor(clip)))
     expected = F.max_pool3d(torch.from_numpy(clip), 3, 2, 1).numpy()
     assert out.shape == expected.shape == (1, 2, 3, 4, 5)
     assert out.max() < -1.0

@@ -42,9 +42,9 @@ class Engine(engine.Engine):
     def build_model(self, arch, kwargs):
         return build_model(arch, **kwargs)
 
-    def sync_batchnorm(self, model):
-        raise SystemExit("batchnorm_sync: not available with MindSpore (its nn.SyncBatchNorm supports Ascend "
-                         "only, and the models' BatchNorm3d is not converted); set batchnorm_sync: false")
+    def batchnorm_sync_unavailable(self):
+        return ("not available with MindSpore (its nn.SyncBatchNorm supports Ascend only, and the models' "
+                "BatchNorm3d is not converted)")
 
     def named_parameters(self):
         return [(neutral_name_from_mindspore(param.name), param) for param in self.model.trainable_params()]

@@ -9,6 +9,15 @@ import numpy as np
 from core.state_dict import from_mindspore, names_to_load
 
 
+def tensor(array):
+    """A framework tensor of a numpy array."""
+    return ms.Tensor(np.ascontiguousarray(array))
+
+
+def numpy(tensor):
+    return tensor.asnumpy()
+
+
 def to_numpy_state(model):
     """The model's parameters and BatchNorm statistics as a neutral dict."""
     return from_mindspore({name: param.asnumpy().copy() for name, param in model.parameters_and_names()})

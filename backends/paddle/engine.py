@@ -46,10 +46,11 @@ class Engine(engine.Engine):
         with unique_name.guard(self.names):
             return build_model(arch, **kwargs)
 
+    def batchnorm_sync_unavailable(self):
+        return None if self.device_name.startswith("gpu") else (
+            "Paddle's SyncBatchNorm only runs on GPUs (on CPU: 'The kernel `sync_batch_norm` is not registered')")
+
     def sync_batchnorm(self, model):
-        if self.device_name == "cpu":
-            raise SystemExit("batchnorm_sync: Paddle's SyncBatchNorm only runs on GPUs (on CPU: 'The kernel "
-                             "`sync_batch_norm` is not registered'); set batchnorm_sync: false")
         with unique_name.guard(self.names):
             return paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 

@@ -9,6 +9,15 @@ import paddle
 from core.state_dict import from_paddle, names_to_load, to_paddle
 
 
+def tensor(array):
+    """A framework tensor of a numpy array."""
+    return paddle.to_tensor(np.ascontiguousarray(array))
+
+
+def numpy(tensor):
+    return tensor.numpy()
+
+
 def to_numpy_state(model):
     """The model's parameters and BatchNorm statistics as a neutral dict."""
     return from_paddle({name: value.numpy() for name, value in model.state_dict().items()})

@@ -33,11 +33,12 @@ class Engine(engine.Engine):
     def build_model(self, arch, kwargs):
         return build_model(arch, **kwargs).to(self.device)
 
+    def batchnorm_sync_unavailable(self):
+        return None if self.device.type == "cuda" else (
+            "torch's SyncBatchNorm only works on GPUs (DistributedDataParallel refuses it on CPU: "
+            "'SyncBatchNorm layers only work with GPU modules')")
+
     def sync_batchnorm(self, model):
-        if self.device.type != "cuda":
-            raise SystemExit("batchnorm_sync: torch's SyncBatchNorm only works on GPUs (DistributedDataParallel "
-                             "refuses it on CPU: 'SyncBatchNorm layers only work with GPU modules'); "
-                             "set batchnorm_sync: false")
         return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
     def named_parameters(self):

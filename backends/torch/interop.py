@@ -9,6 +9,15 @@ import torch
 from core.state_dict import drop_batch_counters, names_to_load
 
 
+def tensor(array):
+    """A framework tensor of a numpy array."""
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def numpy(tensor):
+    return tensor.detach().cpu().numpy()
+
+
 def to_numpy_state(model):
     """The model's parameters and BatchNorm statistics as a neutral dict."""
     return {name: value.detach().cpu().numpy().copy()
