@@ -13,7 +13,7 @@ import yaml
 from core.config import ConfigError, add_config_arguments, config_from_args, required_paths
 from core.datasets import AnnotationError, load_annotations, training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
-from core.loader import BatchLoader
+from core.loader import BatchLoader, TooManyBadClips
 from core.state_dict import StateDictMismatch
 from core.training import ResumeError, WeightsFileError, fit, writes
 
@@ -22,14 +22,14 @@ def _with_sets(args, *overrides):
     return argparse.Namespace(**{**vars(args), "set": [*args.set, *overrides]})
 
 
-def _load(args, extra_required=()):
+def _load(args, extra_required=(), training=False):
     base = config_from_args(args, require_paths=())
     config = config_from_args(args, require_paths=required_paths(base["modality"]) + extra_required)
-    _check_n_classes(config)
+    _check_n_classes(config, training)
     return config
 
 
-def _check_n_classes(config):
+def _check_n_classes(config, training=False):
     """Up front: a head smaller than the label list fails mid-training ('Target 2 is out of bounds')."""
     try:
         labels, _ = load_annotations(config["annotation_path"], config["inference_subset"])
@@ -38,6 +38,11 @@ def _check_n_classes(config):
     if config["n_classes"] < len(labels):
         raise SystemExit(f"config error: {config.source}: n_classes is {config['n_classes']}, but "
                          f"{config['annotation_path']} has {len(labels)} labels; set n_classes: {len(labels)}")
+    if training and "n_classes" not in config.sources and config["n_classes"] != len(labels):
+        # The default 400 (Kinetics) on a smaller label set trains a head with hundreds of classes never seen.
+        raise SystemExit(f"config error: {config.source}: n_classes is not set (default {config['n_classes']}), "
+                         f"but {config['annotation_path']} has {len(labels)} labels; set n_classes: {len(labels)} "
+                         f"(or n_classes: {config['n_classes']} to keep the larger head)")
 
 
 def _save_config(config, name):
@@ -54,13 +59,13 @@ def train_main(framework, build_engine, argv=None):
                     "Set resume_path to continue an interrupted run. Under the framework's launcher (torchrun, "
                     "paddle.distributed.launch, msrun) it trains data-parallel: see docs/distributed.md.")
     add_config_arguments(parser)
-    config = _load(parser.parse_args(argv))
+    config = _load(parser.parse_args(argv), training=True)
     started = time.time()
     try:
         engine = build_engine(config)  # in a data-parallel launch, joins the other processes
         # Each process loads its share of every batch (core.loader.rank_share).
         share = dict(seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False,
-                     rank=engine.rank, world_size=engine.world_size)
+                     rank=engine.rank, world_size=engine.world_size, max_bad_clips=config["max_bad_clips"])
         train_loader = BatchLoader(training_set(config), config["batch_size"], shuffle=True, **share)
         val_loader = None
         if not config["no_val"]:
@@ -76,6 +81,8 @@ def train_main(framework, build_engine, argv=None):
         engine.finish()
     except (StateDictMismatch, ResumeError, WeightsFileError) as e:  # pretrain/resume file unreadable or unfit
         raise SystemExit(f"cannot train: {e}") from None
+    except TooManyBadClips as e:
+        raise SystemExit(f"cannot train: {e} (max_bad_clips sets the fraction tolerated)") from None
     except ConfigError as e:  # settings that clash only when the optimizer is built (core.training.sgd_options)
         raise SystemExit(f"config error: {e}") from None
     if writes(engine):
@@ -127,8 +134,11 @@ def evaluate_main(framework, build_predictor, argv=None):
         except (StateDictMismatch, WeightsFileError) as e:  # e.g. a flow checkpoint given as the RGB model
             raise SystemExit(f"cannot evaluate the {config['modality']} model: {e}") from None
 
-    if mode == "joint":
-        rgb, flow = model_config("rgb", args.resume_path), model_config("flow", args.flow_resume_path)
-        return evaluate_joint(rgb, predictor(rgb), flow, predictor(flow), args.fusion, args.subset)
-    config = model_config(mode, args.resume_path)
-    return evaluate(config, predictor(config), mode, args.subset)
+    try:
+        if mode == "joint":
+            rgb, flow = model_config("rgb", args.resume_path), model_config("flow", args.flow_resume_path)
+            return evaluate_joint(rgb, predictor(rgb), flow, predictor(flow), args.fusion, args.subset)
+        config = model_config(mode, args.resume_path)
+        return evaluate(config, predictor(config), mode, args.subset)
+    except TooManyBadClips as e:
+        raise SystemExit(f"cannot evaluate: {e} (max_bad_clips sets the fraction tolerated)") from None

@@ -27,9 +27,14 @@ import sys
 
 import numpy as np
 
-from core.frames import FLOW_TEMPLATE, RGB_TEMPLATE, flow_frame_name, frame_size, read_flow_frames, read_rgb_frames
+from core.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, FrameError, flow_frame_name, frame_size, read_flow_frames,
+                         read_rgb_frames)
 from core.spatial import build_spatial
 from core.temporal import build_temporal
+
+
+# Training replaces an unreadable clip by another video's; this many draws may fail before the item does.
+MAX_REPLACEMENTS = 10
 
 
 class AnnotationError(ValueError):
@@ -135,6 +140,21 @@ class VideoDataset:
         frame_indices = self.temporal(self.frame_indices(index), rng)
         return self.read_clip(index, frame_indices, rng), self.labels[index]
 
+    def load(self, index, skipped):
+        """Item `index`; when its clip cannot be read (core.frames.FrameError), the clip of another video drawn
+        from (seed, epoch, index) alone, so a resumed run draws the same. Each unreadable clip is appended to
+        `skipped` as (video index, problem); core.loader counts and reports them."""
+        rng, video = self.rng(index), index
+        for attempt in range(1, MAX_REPLACEMENTS + 2):
+            try:
+                return self.read_clip(video, self.temporal(self.frame_indices(video), rng), rng), self.labels[video]
+            except FrameError as error:
+                skipped.append((video, str(error)))
+            rng = np.random.default_rng([self.seed, self.epoch, index, attempt])
+            video = int(rng.integers(len(self)))
+        raise FrameError(f"item {index} and {MAX_REPLACEMENTS} replacement clips drawn for it cannot be read "
+                         f"(last: {skipped[-1][1]})")
+
 
 class EvalDataset(VideoDataset):
     """Every clip that a multi-clip temporal transform cuts from every video, one per item.
@@ -160,6 +180,15 @@ class EvalDataset(VideoDataset):
         video_index, frame_indices = self.clips[index]
         clip = self.read_clip(video_index, frame_indices, self.rng(index))
         return clip, self.labels[video_index], video_index
+
+    def load(self, index, skipped):
+        """Item `index`, or None when its clip cannot be read (appended to `skipped` as (video index, problem)):
+        evaluation leaves that video out rather than score it on a replacement."""
+        try:
+            return self[index]
+        except FrameError as error:
+            skipped.append((self.clips[index][0], str(error)))
+            return None
 
 
 def _dataset(cls, config, subset, train, inference):
