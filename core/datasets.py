@@ -46,22 +46,45 @@ def load_annotations(annotation_path, subset):
     try:
         with open(annotation_path) as f:
             data = json.load(f)
-        class_names = list(data["labels"])
+        class_names = data["labels"]
+        if not (isinstance(class_names, list) and all(isinstance(name, str) for name in class_names)):
+            raise AnnotationError(f"{annotation_path}: 'labels' is {_short(class_names)}, expected a list of "
+                                  "label names")
+        if not isinstance(data["database"], dict):
+            raise AnnotationError(f"{annotation_path}: 'database' is {_short(data['database'])}, expected a "
+                                  "mapping of video ids to entries")
+        known = set(class_names)
         videos = []
         for video_id, entry in data["database"].items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("subset"), str):
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has subset "
+                                      f"{_short(entry.get('subset') if isinstance(entry, dict) else entry)}, "
+                                      "expected 'training', 'validation' or 'testing'")
             if entry["subset"] != subset:
                 continue
             annotation = entry.get("annotations", {})
+            if not isinstance(annotation, dict):
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has annotations "
+                                      f"{_short(annotation)}, expected {{label, segment}}")
             segment = annotation.get("segment")
             if segment is None:
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has no 'segment'")
             if not (isinstance(segment, list) and len(segment) == 2 and all(type(i) is int for i in segment)):
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has segment {segment!r}, expected "
                                       "[first frame, last frame + 1] (integers)")
-            videos.append((video_id, annotation.get("label"), tuple(segment)))
+            label = annotation.get("label")
+            if label is not None and (not isinstance(label, str) or label not in known):
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has label {_short(label)}, which is "
+                                      "not in 'labels'")
+            videos.append((video_id, label, tuple(segment)))
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise AnnotationError(f"{annotation_path}: not a valid annotation file ({type(e).__name__}: {e})") from None
     return class_names, videos
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class VideoDataset:
@@ -87,8 +110,6 @@ class VideoDataset:
         self.video_ids, self.labels, self.video_dirs, self.first_frames, self.n_frames = [], [], [], [], []
         missing = []
         for video_id, label, (first_frame, end_frame) in videos:
-            if label is not None and label not in class_index:
-                raise AnnotationError(f"{annotation_path}: video '{video_id}' has label '{label}' not in 'labels'")
             video_dir = os.path.join(video_path, label if label is not None else "test", video_id)
             n_frames = end_frame - first_frame - (modality == "flow")
             if not os.path.isdir(video_dir):
@@ -96,6 +117,14 @@ class VideoDataset:
                 continue
             if n_frames < 1:
                 continue
+            first, last = ((flow_frame_name(flow_template, first_frame, "x"),
+                            flow_frame_name(flow_template, end_frame - 2, "y")) if modality == "flow"
+                           else (RGB_TEMPLATE.format(first_frame), RGB_TEMPLATE.format(end_frame - 1)))
+            # One stat per video. A folder without its first frame either (emptied) is bad data, met and skipped
+            # when loading; one that ends early contradicts the annotation.
+            if not os.path.exists(os.path.join(video_dir, last)) and os.path.exists(os.path.join(video_dir, first)):
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has segment [{first_frame}, "
+                                      f"{end_frame}], past its frames in {video_dir} ({last} does not exist)")
             self.video_ids.append(video_id)
             self.labels.append(class_index[label] if label is not None else -1)
             self.video_dirs.append(video_dir)

@@ -135,3 +135,47 @@ def test_a_corrupt_frame_in_torch_training_with_workers_is_skipped_and_named(tmp
     assert "epoch 1: skipped 1 unreadable clips of 12:" in result.stderr
     assert "skipped: video 'v_Red_00': frame file " in result.stderr and "cannot be decoded" in result.stderr
     assert os.path.exists(tmp_path / "out" / "save_1.pth")
+
+
+def _annotation_with(root, video_id, **changes):
+    data = json.loads((root / "annotation.json").read_text())
+    if "labels" in changes:
+        data["labels"] = changes.pop("labels")
+    entry = data["database"][video_id]
+    entry.update({key: value for key, value in changes.items() if key == "subset"})
+    entry["annotations"].update({key: value for key, value in changes.items() if key != "subset"})
+    path = root / f"annotation_{len(list(root.glob('annotation_*')))}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(segment=["1", "9"]), "video 'v_Red_02' has segment ['1', '9'], expected [first frame, last frame + 1]"),
+    (dict(label="Purple"), "video 'v_Red_02' has label 'Purple', which is not in 'labels'"),
+    (dict(segment=[1, 30]), "video 'v_Red_02' has segment [1, 30], past its frames in "),
+    (dict(labels="RGB"), "'labels' is 'RGB', expected a list of label names"),
+    (dict(subset=1), "video 'v_Red_02' has subset 1, expected 'training', 'validation' or 'testing'"),
+])
+def test_annotation_faults_are_one_line_errors_naming_the_video(damaged, changes, message):
+    from core.datasets import AnnotationError
+    annotation = _annotation_with(damaged, "v_Red_02", **changes)
+    with pytest.raises(AnnotationError) as error:
+        training_set(_config(damaged, f"annotation_path={annotation}"))
+    assert str(error.value).startswith(f"{annotation}: ") and message in str(error.value), str(error.value)
+
+
+def test_n_classes_left_at_its_default_is_refused_before_anything_is_built(tmp_path):
+    from core.cli import train_main
+    root = tmp_path / "data"
+    os.makedirs(root)
+    write_colour_dataset(str(root), train_per_class=1, val_per_class=1, n_frames=4)
+    built = []
+    config = tiny_config(str(root), tmp_path / "out")
+    text = open(config).read().replace("n_classes: 3\n", "")
+    open(config, "w").write(text)
+    with pytest.raises(SystemExit) as exit_info:
+        train_main("torch", built.append, ["--config", config])
+    assert str(exit_info.value.code) == (
+        f"config error: {config}: n_classes is not set (default 400), but {root / 'annotation.json'} has 3 labels; "
+        "set n_classes: 3 (or n_classes: 400 to keep the larger head)")
+    assert built == [] and not (tmp_path / "out").exists()
