@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from core.extract_frames import SIZE as VIDEO_SIZE
 from core.frames import FLOW_TEMPLATE, RGB_TEMPLATE, flow_frame_name, read_rgb_frames
+from core.names import printable
 from core.video import VideoError, iter_frames, resize_short_side
 
 METHODS = ("tvl1", "farneback", "dis")
@@ -229,7 +230,7 @@ def compute_dataset(src, dst, method="tvl1", workers=1, size=None, template=FLOW
         for video, pairs, error in tqdm(pool.imap_unordered(_run_one, jobs), total=len(jobs),
                                         desc=f"flow ({method})", unit="video", disable=not progress):
             if error:
-                tqdm.write(f"FAILED {video}: {error}", file=sys.stderr)
+                tqdm.write(f"FAILED {printable(video)}: {printable(error)}", file=sys.stderr)
                 summary["failed"].append((video, error))
             else:
                 summary["computed"] += 1
@@ -285,7 +286,7 @@ def main(argv=None):
           f"({summary['pairs']} pairs), {summary['skipped']} already done, {len(summary['failed'])} failed, "
           f"{summary['seconds']:.1f} s")
     for video, error in summary["failed"]:
-        print(f"  failed: {video}: {error}")
+        print(f"  failed: {printable(video)}: {printable(error)}")
     return 1 if summary["failed"] else 0
 
 
