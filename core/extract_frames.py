@@ -172,6 +172,12 @@ def is_finished(frames_dir):
         return False
 
 
+def unmarked_tree(frames_dirs):
+    """True when none of `frames_dirs` has a .done marker: frames made by another tool (kenshohara's
+    generate_video_jpgs.py), to be read as they are. Where some folders have one, the others are unfinished."""
+    return not any(os.path.exists(os.path.join(frames_dir, MARKER)) for frames_dir in frames_dirs)
+
+
 def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95):
     """Write a video's frames and the completion marker into a private folder, then rename it to frames_dir;
     return the count.
