@@ -14,6 +14,7 @@ from core.config import ConfigError, add_config_arguments, config_from_args, req
 from core.datasets import AnnotationError, load_annotations, training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader, TooManyBadClips
+from core.result_path import CheckpointWriteError, ResultPathBusy, claim_result_path, release_result_path
 from core.state_dict import StateDictMismatch
 from core.training import ResumeError, WeightsFileError, fit, writes
 
@@ -63,6 +64,8 @@ def train_main(framework, build_engine, argv=None):
     started = time.time()
     try:
         engine = build_engine(config)  # in a data-parallel launch, joins the other processes
+        if writes(engine):
+            claim_result_path(config["result_path"])  # a second training into it stops here, naming this one
         # Each process loads its share of every batch (core.loader.rank_share).
         share = dict(seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False,
                      rank=engine.rank, world_size=engine.world_size, max_bad_clips=config["max_bad_clips"])
@@ -83,8 +86,12 @@ def train_main(framework, build_engine, argv=None):
         raise SystemExit(f"cannot train: {e}") from None
     except TooManyBadClips as e:
         raise SystemExit(f"cannot train: {e} (max_bad_clips sets the fraction tolerated)") from None
+    except (ResultPathBusy, CheckpointWriteError) as e:
+        raise SystemExit(f"cannot train: {e}") from None
     except ConfigError as e:  # settings that clash only when the optimizer is built (core.training.sgd_options)
         raise SystemExit(f"config error: {e}") from None
+    finally:
+        release_result_path(config["result_path"])
     if writes(engine):
         print(f"[{framework}] training done in {time.time() - started:.0f}s")
     return history
