@@ -70,9 +70,9 @@ SCHEMA = {
     "inference_crop": Key(str, "center", "spatial crop in evaluation", ("center", "nocrop")),
     "inference_batch_size": Key(int, 0, "batch size in evaluation (0: batch_size)"),
     "output_topk": Key(int, 5, "top-k labels written per video to val.json"),
-    "max_bad_clips": Key(float, 0.05, "fraction of an epoch's clips (or of the evaluated videos) that may be "
-                                      "unreadable (corrupt, missing or wrong-sized frames) and skipped "
-                                      "before the run stops"),
+    "max_bad_clips": Key(float, 0.05, "fraction of the clips of an epoch (training, validation or evaluation) "
+                                      "that may be unreadable (corrupt, missing or wrong-sized frames) and "
+                                      "skipped before the run stops"),
     # optimisation
     "optimizer": Key(str, "sgd", "optimizer", ("sgd", "adam")),
     "learning_rate": Key(float, 0.1, "initial learning rate"),
