@@ -81,13 +81,14 @@ def test_torch_training_on_a_full_disk_ends_with_one_line(data, tmp_path):
     assert run.returncode == 1
     assert run.stderr.strip().splitlines()[-1].startswith(f"cannot train: cannot write {tmp_path / 'out' / 'save_1.pth'} (")
     assert "Traceback" not in run.stderr
-    assert sorted(os.listdir(tmp_path / "out")) == [".lock", "opts.yaml", "train.log", "val.log"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["opts.yaml", "train.log", "val.log"]
 
 
 def test_a_finished_training_releases_its_result_path(tmp_path):
     from core.result_path import release_result_path
     claim_result_path(str(tmp_path / "out"))
     release_result_path(str(tmp_path / "out"))
+    assert os.listdir(tmp_path / "out") == []
     run = subprocess.run([sys.executable, "-c", HOLD.replace("time.sleep(60)", "pass"), str(tmp_path / "out")],
                          cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout == "held\n"
