@@ -29,6 +29,7 @@ import numpy as np
 
 from core.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, FrameError, flow_frame_name, frame_size, read_flow_frames,
                          read_rgb_frames)
+from core.loader import TooManyBadClips
 from core.spatial import build_spatial
 from core.temporal import build_temporal
 
@@ -181,8 +182,8 @@ class VideoDataset:
                 skipped.append((video, str(error)))
             rng = np.random.default_rng([self.seed, self.epoch, index, attempt])
             video = int(rng.integers(len(self)))
-        raise FrameError(f"item {index} and {MAX_REPLACEMENTS} replacement clips drawn for it cannot be read "
-                         f"(last: {skipped[-1][1]})")
+        raise TooManyBadClips(f"item {index} and {MAX_REPLACEMENTS} replacement clips drawn for it cannot be read "
+                              f"(last: {skipped[-1][1]})")
 
 
 class EvalDataset(VideoDataset):

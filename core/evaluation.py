@@ -15,7 +15,7 @@ from tqdm import tqdm
 from core import metrics
 from core.datasets import evaluation_set
 from core.fuse import accuracies, accuracy_table, fuse
-from core.loader import BatchLoader
+from core.loader import BatchLoader, TooManyBadClips
 from core.scores import Scores, save_scores
 
 
@@ -44,7 +44,7 @@ def score_videos(config, predict, subset, desc="evaluate"):
     bad = {video for video, _ in loader.skipped}
     kept = [video for video in range(n_videos) if video not in bad]
     if logit_sums is None:
-        raise ValueError(f"no clip of the '{subset}' videos could be read")
+        raise TooManyBadClips(f"no clip of the '{subset}' videos could be read")
     n_classes = logit_sums.sums.shape[1]
     # Classes of the model beyond the annotation's labels (e.g. a 400-class file on 5 labels) are named by index.
     class_names = list(dataset.class_names) + [f"class_{c}" for c in range(len(dataset.class_names), n_classes)]

@@ -16,6 +16,7 @@ import pytest
 
 from core.cli import train_main
 from core.config import ConfigError, load_config
+from core.result_path import CheckpointWriteError
 from core.state_dict import StateDictMismatch
 from core.training import LRSchedule, atomic_write, fit, read_log
 from tests._training_data import CLASSES, tiny_config, write_colour_dataset
@@ -505,7 +506,7 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
             f.write("half")
         raise RuntimeError("disk full")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(CheckpointWriteError, match="save_1.pth \\(disk full: is the disk full\\?\\); it is left as it was"):
         atomic_write(str(path), crash)
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["save_1.pth"]
     atomic_write(str(path), lambda tmp: open(tmp, "w").write("new"))
