@@ -202,6 +202,8 @@ def read_ckpt(path):
     or is no checkpoint at all.
     """
     size = os.path.getsize(path)
+    if size == 0:
+        raise CorruptCheckpoint(f"{path}: truncated or corrupt MindSpore checkpoint (the file is empty)")
     with open(path, "rb") as file:
         footer = b""
         if size >= CRC_FOOTER:

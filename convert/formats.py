@@ -37,6 +37,8 @@ def map_arrays(tree, function, array_type=np.ndarray):
 
 
 def _read_pth(path):
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: not a readable PyTorch file (the file is empty)")
     import torch
     try:
         # mmap keeps tensors in the page cache instead of copying the file into memory;

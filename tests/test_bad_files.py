@@ -96,6 +96,8 @@ CORPUS = {
     "negative.safetensors": (_safetensors({"w": {**F32, "shape": [-2]}}, b"\0" * 8), "outside the 8 data bytes"),
     "overlap.safetensors": (_safetensors({"a": F32, "b": F32}, b"\0" * 8), "overlaps the tensor before it"),
     "list.safetensors": (_safetensors([1, 2], b""), "the header is not a JSON object"),
+    "empty.ckpt": (b"", "truncated or corrupt MindSpore checkpoint (the file is empty)"),
+    "empty.pth": (b"", "not a readable PyTorch file (the file is empty)"),
     "claims_4gib.ckpt": (_ckpt_claiming_4_gib(), "bytes announced, 34 left in the file"),
     "empty.pdparams": (b"", "the file is empty"),
     "bytes8.pdparams": (b"\x80\x04\x8e" + struct.pack("<Q", 2 ** 40) + b"abc", "1099511627776 bytes announced"),
