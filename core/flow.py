@@ -35,8 +35,9 @@ ones are redone, and so are videos whose frames changed after their flow was
 made (the marker records the frames' count and time). Frame folders are read
 only when core.extract_frames has finished them (its own `.done` marker), so
 flow can run while extraction does; a tree where no folder has a marker was
-made by another tool and is read as it is (--no-markers reads every folder). A video that fails is reported with the reason and skipped;
-the exit status is 1 when any failed.
+made by another tool and is read as it is (--no-markers reads every folder).
+A video that fails is reported with the reason and skipped; the exit status
+is 1 when any failed.
 """
 import argparse
 import glob

@@ -115,7 +115,7 @@ def _read_stack(video_dir, names, kind, reduction, each):
             return image
         try:
             return each(image)
-        except (cv2.error, ValueError):  # e.g. a crop box outside a frame smaller than the video's first one
+        except cv2.error:  # e.g. an empty crop: the box lies outside a frame smaller than the video's first one
             raise _frame_error(path, video_dir, f"is {image.shape[1]}x{image.shape[0]}, which the clip's crop "
                                                 "does not fit (a frame of another size)") from None
 

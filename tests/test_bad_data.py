@@ -2,7 +2,6 @@
 out, every skipped file is named, and a run stops only past `max_bad_clips`."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 

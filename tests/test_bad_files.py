@@ -101,8 +101,9 @@ CORPUS = {
     "claims_4gib.ckpt": (_ckpt_claiming_4_gib(), "bytes announced, 34 left in the file"),
     "empty.pdparams": (b"", "the file is empty"),
     "bytes8.pdparams": (b"\x80\x04\x8e" + struct.pack("<Q", 2 ** 40) + b"abc", "1099511627776 bytes announced"),
-    "huge_array.pdparams": (pickle.dumps(np.zeros(1, np.float32), protocol=2).replace(b"K\x00\x85", b"J\x00\xca\x9a;\x85", 1),
-                            "announced in a file of"),
+    # _reconstruct's shape (0,) made (10**9,).
+    "huge_array.pdparams": (pickle.dumps(np.zeros(1, np.float32), protocol=2).replace(
+        b"K\x00\x85", b"J\x00\xca\x9a;\x85", 1), "announced in a file of"),
     "truncated.pdparams": (pickle.dumps({"w": np.zeros(64, np.float32)})[:100], "not a readable pickle file"),
 }
 

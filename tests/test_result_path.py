@@ -79,7 +79,8 @@ def test_torch_training_on_a_full_disk_ends_with_one_line(data, tmp_path):
     run = subprocess.run([sys.executable, "-m", "backends.torch.train", "--config", config], cwd=ROOT,
                          capture_output=True, text=True, timeout=300, preexec_fn=small_files_only)
     assert run.returncode == 1
-    assert run.stderr.strip().splitlines()[-1].startswith(f"cannot train: cannot write {tmp_path / 'out' / 'save_1.pth'} (")
+    last_line = run.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"cannot train: cannot write {tmp_path / 'out' / 'save_1.pth'} (")
     assert "Traceback" not in run.stderr
     assert sorted(os.listdir(tmp_path / "out")) == ["opts.yaml", "train.log", "val.log"]
 

@@ -506,7 +506,7 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
             f.write("half")
         raise RuntimeError("disk full")
 
-    with pytest.raises(CheckpointWriteError, match="save_1.pth \\(disk full: is the disk full\\?\\); it is left as it was"):
+    with pytest.raises(CheckpointWriteError, match=r"save_1.pth \(disk full: is the disk full\?\); it is left as it"):
         atomic_write(str(path), crash)
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["save_1.pth"]
     atomic_write(str(path), lambda tmp: open(tmp, "w").write("new"))

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from core.video import VideoError, VideoInfo, iter_frames, probe, resize_short_side
-from tests._data_videos import (write_corrupted, write_faststart, write_rotated_video, write_tiny_video, write_truncated,
-                                 write_variable_rate_video)
+from tests._data_videos import (write_corrupted, write_faststart, write_rotated_video, write_tiny_video,
+                                 write_truncated, write_variable_rate_video)
 from tests.conftest import CRICKET_GIF
 
 
