@@ -11,7 +11,7 @@ import pytest
 
 from core.config import load_config
 from core.datasets import training_set, validation_set
-from core.evaluation import score_videos
+from core.evaluation import evaluate
 from core.loader import BatchLoader, TooManyBadClips
 from tests._training_data import tiny_config, write_colour_dataset
 from tests.conftest import ROOT
@@ -107,19 +107,22 @@ def test_past_max_bad_clips_the_epoch_stops_naming_the_first_file(damaged):
 
 
 def test_evaluation_leaves_the_video_out_and_scores_the_others(damaged):
-    config = _config(damaged, "inference_subset=validation", "n_threads=2", "max_bad_clips=0.5")
+    config = _config(damaged, "inference_subset=validation", "n_threads=2", "max_bad_clips=0.5",
+                     f"result_path={damaged / 'eval'}")
 
     def predict(x):  # 7 classes: more than the annotation's 3 labels, as piergiaj's 400-class file on 5 labels
         scores = np.zeros((len(x), 7))
         scores[np.arange(len(x)), x.reshape(len(x), 3, -1).mean(axis=2).argmax(axis=1)] = 1
         return scores
 
-    scores, clip_top1, _ = score_videos(config, predict, "validation")
+    scores, video = evaluate(config, predict, log=lambda line: None)  # writes val.json, scores, confusion
     assert len(validation_set(config)) == 6
     assert "v_Blue_05" not in scores.video_ids and len(scores.video_ids) == 5
     assert scores.probs.shape == (5, 7) and scores.class_names[3:] == ["class_3", "class_4", "class_5", "class_6"]
     np.testing.assert_array_equal(scores.probs.argmax(1), scores.labels)  # the colour cast is the class
-    assert clip_top1 == 1.0
+    assert (video["top1"], video["mean_class"]) == (1.0, 1.0)
+    results = json.loads((damaged / "eval" / "val.json").read_text())["results"]
+    assert sorted(results) == sorted(scores.video_ids) and (damaged / "eval" / "confusion_rgb.png").exists()
 
 
 def test_a_corrupt_frame_in_torch_training_with_workers_is_skipped_and_named(tmp_path):
