@@ -42,6 +42,7 @@ import sys
 from tqdm import tqdm
 
 from core.extract_frames import MARKER, UNLABELED, count_frames, is_finished, list_videos, unmarked_tree
+from core.names import printable
 
 SUBSETS = {"train": "training", "training": "training",
            "val": "validation", "valid": "validation", "validation": "validation"}
@@ -64,7 +65,7 @@ def _read_rows(path):
 
 def _warn_left_out(video_ids, problem):
     if video_ids:
-        listed = ", ".join(video_ids[:MAX_LISTED]) + (f" and {len(video_ids) - MAX_LISTED} more"
+        listed = ", ".join(map(printable, video_ids[:MAX_LISTED])) + (f" and {len(video_ids) - MAX_LISTED} more"
                                                          if len(video_ids) > MAX_LISTED else "")
         print(f"warning: {len(video_ids)} videos {problem} and are left out: {listed}", file=sys.stderr)
 

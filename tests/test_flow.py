@@ -269,3 +269,13 @@ def test_only_finished_frame_folders_are_read_and_changed_frames_redo_their_flow
     assert (summary["computed"], summary["failed"]) == (2, [])
     assert "no frame folder has a .done marker: frames made by another tool, read as they are" in \
         capsys.readouterr().err
+
+
+def test_a_name_with_a_newline_stays_on_its_report_line(tmp_path, capsys):
+    (tmp_path / "videos" / "a").mkdir(parents=True)
+    (tmp_path / "videos" / "a" / "two\nlines.avi").write_bytes(b"not a video" * 10)
+    assert flow.main([str(tmp_path / "videos"), str(tmp_path / "flow"), "--method", "farneback", "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert [line for line in captured.out.splitlines() if "failed:" in line][0].startswith(
+        "  failed: a/two\\nlines.avi: VideoError: ")
+    assert "FAILED a/two\\nlines.avi: VideoError: " in captured.err
