@@ -27,7 +27,8 @@ n_frames counts the image_*.jpg files in FRAMES_ROOT/<label>/<video_id>, a folde
 core.extract_frames finished (its .done marker records that count). A listed video without frames,
 or with a folder left half-written by an interrupted extraction, is left out with a warning that
 names it: run core.extract_frames again to finish those. Frames from other tools (kenshohara's
-generate_video_jpgs.py) carry no markers: --no-markers counts every folder as it is. Video ids are
+generate_video_jpgs.py) carry no markers: a tree where no folder has one is counted as it is (a line
+says so), and --no-markers counts every folder as it is. An annotation with no video is an error. Video ids are
 file names without their extension.
 """
 import argparse
@@ -40,7 +41,8 @@ import sys
 
 from tqdm import tqdm
 
-from core.extract_frames import MARKER, UNLABELED, count_frames, is_finished, list_videos
+from core.extract_frames import MARKER, UNLABELED, count_frames, is_finished, list_videos, unmarked_tree
+from core.names import printable
 
 SUBSETS = {"train": "training", "training": "training",
            "val": "validation", "valid": "validation", "validation": "validation"}
@@ -63,7 +65,7 @@ def _read_rows(path):
 
 def _warn_left_out(video_ids, problem):
     if video_ids:
-        listed = ", ".join(video_ids[:MAX_LISTED]) + (f" and {len(video_ids) - MAX_LISTED} more"
+        listed = ", ".join(map(printable, video_ids[:MAX_LISTED])) + (f" and {len(video_ids) - MAX_LISTED} more"
                                                          if len(video_ids) > MAX_LISTED else "")
         print(f"warning: {len(video_ids)} videos {problem} and are left out: {listed}", file=sys.stderr)
 
@@ -71,13 +73,19 @@ def _warn_left_out(video_ids, problem):
 def add_segments(data, frames_root, source="", markers=True):
     """Set each video's segment [1, n_frames + 1]; drop and report videos without finished frame folders.
 
-    With `markers`, a folder counts only when core.extract_frames finished it (is_finished); without,
-    any frames count (folders written by other tools). Returns the dropped ids.
+    With `markers`, a folder counts only when core.extract_frames finished it (is_finished), unless no
+    folder has a marker (a tree written by another tool); without, any frames count. Returns the dropped ids.
     """
     database = data["database"]
     missing, unfinished = [], []
+    frames_dirs = {video_id: os.path.join(frames_root, entry["annotations"].get("label", UNLABELED), video_id)
+                   for video_id, entry in database.items()}
+    if markers and unmarked_tree(frames_dirs.values()):
+        print(f"{frames_root}: no frame folder has a {MARKER} marker: frames made by another tool, counted as they "
+              "are", file=sys.stderr)
+        markers = False
     for video_id, entry in tqdm(list(database.items()), desc="count frames", unit="video", leave=False):
-        frames_dir = os.path.join(frames_root, entry["annotations"].get("label", UNLABELED), video_id)
+        frames_dir = frames_dirs[video_id]
         n_frames = count_frames(frames_dir)
         if n_frames and (not markers or is_finished(frames_dir)):
             entry["annotations"]["segment"] = [1, n_frames + 1]
@@ -226,6 +234,9 @@ def main(argv=None):
             outputs = {args.dst_json: folders(args.video_root, args.frames_root, args.test_subset, args.markers)}
     except (OSError, ValueError, KeyError) as error:
         parser.error(f"{type(error).__name__}: {error}")
+    empty = [path for path, data in outputs.items() if not data["database"]]
+    if empty:
+        parser.error(f"{', '.join(empty)}: no listed video has frames under {args.frames_root}; nothing written")
     for path, data in outputs.items():
         write_json(data, path)
         subsets = [entry["subset"] for entry in data["database"].values()]

@@ -14,7 +14,8 @@ import yaml
 from core.config import ConfigError, add_config_arguments, config_from_args, required_paths
 from core.datasets import AnnotationError, load_annotations, training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
-from core.loader import BatchLoader
+from core.loader import BatchLoader, TooManyBadClips
+from core.result_path import CheckpointWriteError, ResultPathBusy, claim_result_path, release_result_path
 from core.state_dict import StateDictMismatch
 from core.engine import ResumeError, WeightsFileError
 from core.training import fit, writes
@@ -24,14 +25,14 @@ def _with_sets(args, *overrides):
     return argparse.Namespace(**{**vars(args), "set": [*args.set, *overrides]})
 
 
-def _load(args, extra_required=()):
+def _load(args, extra_required=(), training=False):
     base = config_from_args(args, require_paths=())
     config = config_from_args(args, require_paths=required_paths(base["modality"]) + extra_required)
-    _check_n_classes(config)
+    _check_n_classes(config, training)
     return config
 
 
-def _check_n_classes(config):
+def _check_n_classes(config, training=False):
     """Up front: a head smaller than the label list fails mid-training ('Target 2 is out of bounds')."""
     try:
         labels, _ = load_annotations(config["annotation_path"], config["inference_subset"])
@@ -40,6 +41,11 @@ def _check_n_classes(config):
     if config["n_classes"] < len(labels):
         raise SystemExit(f"config error: {config.source}: n_classes is {config['n_classes']}, but "
                          f"{config['annotation_path']} has {len(labels)} labels; set n_classes: {len(labels)}")
+    if training and "n_classes" not in config.sources and config["n_classes"] != len(labels):
+        # The default 400 (Kinetics) on a smaller label set trains a head with hundreds of classes never seen.
+        raise SystemExit(f"config error: {config.source}: n_classes is not set (default {config['n_classes']}), "
+                         f"but {config['annotation_path']} has {len(labels)} labels; set n_classes: {len(labels)} "
+                         f"(or n_classes: {config['n_classes']} to keep the larger head)")
 
 
 def _save_config(config, name):
@@ -58,14 +64,16 @@ def train_main(framework, engine_module, argv=None):
                     "Set resume_path to continue an interrupted run. Under the framework's launcher (torchrun, "
                     "paddle.distributed.launch, msrun) it trains data-parallel: see docs/distributed.md.")
     add_config_arguments(parser)
-    config = _load(parser.parse_args(argv))
+    config = _load(parser.parse_args(argv), training=True)
     Engine = importlib.import_module(engine_module).Engine
     started = time.time()
     try:
         engine = Engine(config)  # in a data-parallel launch, joins the other processes
+        if writes(engine):
+            claim_result_path(config["result_path"])  # a second training into it stops here, naming this one
         # Each process loads its share of every batch (core.loader.rank_share).
         share = dict(seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False,
-                     rank=engine.rank, world_size=engine.world_size)
+                     rank=engine.rank, world_size=engine.world_size, max_bad_clips=config["max_bad_clips"])
         train_loader = BatchLoader(training_set(config), config["batch_size"], shuffle=True, **share)
         val_loader = None
         if not config["no_val"]:
@@ -81,8 +89,14 @@ def train_main(framework, engine_module, argv=None):
         engine.finish()
     except (StateDictMismatch, ResumeError, WeightsFileError) as e:  # pretrain/resume file unreadable or unfit
         raise SystemExit(f"cannot train: {e}") from None
+    except TooManyBadClips as e:
+        raise SystemExit(f"cannot train: {e} (max_bad_clips sets the fraction tolerated)") from None
+    except (ResultPathBusy, CheckpointWriteError) as e:
+        raise SystemExit(f"cannot train: {e}") from None
     except ConfigError as e:  # settings that clash only when the optimizer is built (core.training.sgd_options)
         raise SystemExit(f"config error: {e}") from None
+    finally:
+        release_result_path(config["result_path"])
     if writes(engine):
         print(f"[{framework}] training done in {time.time() - started:.0f}s")
     return history
@@ -136,8 +150,11 @@ def evaluate_main(framework, engine_module, argv=None):
         except (StateDictMismatch, WeightsFileError) as e:  # e.g. a flow checkpoint given as the RGB model
             raise SystemExit(f"cannot evaluate the {config['modality']} model: {e}") from None
 
-    if mode == "joint":
-        rgb, flow = model_config("rgb", args.resume_path), model_config("flow", args.flow_resume_path)
-        return evaluate_joint(rgb, predictor(rgb), flow, predictor(flow), args.fusion, args.subset)
-    config = model_config(mode, args.resume_path)
-    return evaluate(config, predictor(config), mode, args.subset)
+    try:
+        if mode == "joint":
+            rgb, flow = model_config("rgb", args.resume_path), model_config("flow", args.flow_resume_path)
+            return evaluate_joint(rgb, predictor(rgb), flow, predictor(flow), args.fusion, args.subset)
+        config = model_config(mode, args.resume_path)
+        return evaluate(config, predictor(config), mode, args.subset)
+    except TooManyBadClips as e:
+        raise SystemExit(f"cannot evaluate: {e} (max_bad_clips sets the fraction tolerated)") from None

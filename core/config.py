@@ -6,6 +6,7 @@ A config is a YAML file plus `--set key=value` overrides; every value is
 checked against the schema, and errors name the key and the file.
 """
 import argparse
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -69,6 +70,9 @@ SCHEMA = {
     "inference_crop": Key(str, "center", "spatial crop in evaluation", ("center", "nocrop")),
     "inference_batch_size": Key(int, 0, "batch size in evaluation (0: batch_size)"),
     "output_topk": Key(int, 5, "top-k labels written per video to val.json"),
+    "max_bad_clips": Key(float, 0.05, "fraction of the clips of an epoch (training, validation or evaluation) "
+                                      "that may be unreadable (corrupt, missing or wrong-sized frames) and "
+                                      "skipped before the run stops"),
     # optimisation
     "optimizer": Key(str, "sgd", "optimizer", ("sgd", "adam")),
     "learning_rate": Key(float, 0.1, "initial learning rate"),
@@ -94,6 +98,25 @@ SCHEMA = {
     "batchnorm_sync": Key(bool, False, "SyncBatchNorm in distributed training"),
 }
 
+_AT_LEAST_0 = ("at least 0", lambda value: value >= 0)
+_AT_LEAST_1 = ("at least 1", lambda value: value >= 1)
+_ABOVE_0 = ("above 0", lambda value: value > 0)
+_FRACTION = ("between 0 and 1", lambda value: 0 <= value <= 1)
+# Numeric keys and the values they admit; one outside stops the run before anything is read or built.
+RANGES = {
+    "n_classes": _AT_LEAST_1, "n_pretrain_classes": _AT_LEAST_0, "conv1_t_size": _AT_LEAST_1,
+    "conv1_t_stride": _AT_LEAST_1, "resnet_widen_factor": _ABOVE_0, "dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "sample_size": _AT_LEAST_1, "sample_duration": _AT_LEAST_1, "sample_t_stride": _AT_LEAST_1,
+    "train_crop_min_scale": ("in (0, 1]", lambda v: 0 < v <= 1), "train_crop_min_ratio": _ABOVE_0,
+    "value_scale": ("1 or 255", lambda value: value in (1, 255)), "n_val_samples": _AT_LEAST_1,
+    "inference_stride": _AT_LEAST_1, "inference_batch_size": _AT_LEAST_0, "output_topk": _AT_LEAST_1,
+    "max_bad_clips": _FRACTION, "learning_rate": _ABOVE_0, "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "dampening": _FRACTION, "weight_decay": _AT_LEAST_0, "plateau_patience": _AT_LEAST_0,
+    "multistep_milestones": ("a list of epochs, each at least 1", lambda value: all(v >= 1 for v in value)),
+    "n_epochs": _AT_LEAST_1, "batch_size": _AT_LEAST_1, "n_threads": _AT_LEAST_0, "checkpoint": _AT_LEAST_1,
+}
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
+
 # The frames root each modality reads; a run never reads the other one (a flow run needs no video_path).
 FRAMES_ROOT = {"rgb": "video_path", "flow": "flow_path"}
 
@@ -107,6 +130,7 @@ class Config(dict):
     """A validated config: a dict whose keys are also attributes."""
 
     source = "<defaults>"
+    sources = {}  # key -> the config file or "--set" that set it; keys left at their default are absent
 
     def __getattr__(self, name):
         try:
@@ -150,6 +174,8 @@ def _coerce(key, value, where):
         raise ConfigError(f"{where}: key '{key}' must be {name}, got {value!r}") from None
     if spec.choices and value not in spec.choices:
         raise ConfigError(f"{where}: key '{key}' must be one of {', '.join(spec.choices)}, got {value!r}")
+    if key in RANGES and not RANGES[key][1](value):
+        raise ConfigError(f"{where}: key '{key}' must be {RANGES[key][0]}, got {value!r}")
     return value
 
 
@@ -158,7 +184,11 @@ def parse_override(text):
     if "=" not in text:
         raise ConfigError(f"--set: expected key=value, got {text!r}")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    try:
+        return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        problem = str(error).splitlines()[0]
+        raise ConfigError(f"--set: {text!r} is not a valid YAML value ({problem})") from None
 
 
 def load_config(path=None, overrides=(), require_paths=None):
@@ -199,9 +229,40 @@ def load_config(path=None, overrides=(), require_paths=None):
         value = values[key]
         if spec.type is PATH and value and key not in unread and not os.path.exists(value):
             raise ConfigError(f"{sources[key]}: key '{key}' points to {value!r}, which does not exist")
+    _check_architecture(values, lambda key: sources.get(key, where))
+    for key in FRAMES_ROOT.values():
+        if values[key] and key not in unread:
+            _check_frames_root(key, values[key], sources.get(key, where))
     config = Config(values)
     config.source = where
+    config.sources = sources
     return config
+
+
+def _check_architecture(values, source_of):
+    """model_depth and ft_begin_module name something the architecture has (asks core.archs, the one list)."""
+    try:
+        arch = archs.arch_name(values)
+    except ValueError as error:
+        raise ConfigError(f"{source_of('model_depth')}: key 'model_depth': {error}") from None
+    if values["ft_begin_module"]:
+        modules = list(dict.fromkeys(name.split(".")[0] for name in archs.expected_shapes(arch)))
+        if values["ft_begin_module"] not in modules:
+            raise ConfigError(f"{source_of('ft_begin_module')}: key 'ft_begin_module' is "
+                              f"{values['ft_begin_module']!r}, not a module of {arch} ({', '.join(modules)})")
+
+
+def _check_frames_root(key, root, where):
+    """A frames root is a directory of <class>/<video_id>/ frame folders; video files there need extracting first."""
+    if not os.path.isdir(root):
+        raise ConfigError(f"{where}: key '{key}' points to {root!r}, which is a file, not a frames directory")
+    # A few class folders tell: a tree of thousands of videos is not listed just to start a run.
+    for entry in itertools.islice(sorted(os.scandir(root), key=lambda entry: entry.name), 3):
+        inside = itertools.islice(os.scandir(entry.path), 20) if entry.is_dir() else [entry]
+        videos = [item.path for item in inside if item.is_file() and item.name.lower().endswith(VIDEO_EXTENSIONS)]
+        if videos:
+            raise ConfigError(f"{where}: key '{key}' points to {root!r}, which holds video files ({videos[0]}), not "
+                              "frame folders: extract them first (python -m core.extract_frames)")
 
 
 def _suggest(key):

@@ -27,9 +27,15 @@ import sys
 
 import numpy as np
 
-from core.frames import FLOW_TEMPLATE, RGB_TEMPLATE, flow_frame_name, frame_size, read_flow_frames, read_rgb_frames
+from core.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, FrameError, flow_frame_name, frame_size, read_flow_frames,
+                         read_rgb_frames)
+from core.loader import TooManyBadClips
 from core.spatial import build_spatial
 from core.temporal import build_temporal
+
+
+# Training replaces an unreadable clip by another video's; this many draws may fail before the item does.
+MAX_REPLACEMENTS = 10
 
 
 class AnnotationError(ValueError):
@@ -41,22 +47,45 @@ def load_annotations(annotation_path, subset):
     try:
         with open(annotation_path) as f:
             data = json.load(f)
-        class_names = list(data["labels"])
+        class_names = data["labels"]
+        if not (isinstance(class_names, list) and all(isinstance(name, str) for name in class_names)):
+            raise AnnotationError(f"{annotation_path}: 'labels' is {_short(class_names)}, expected a list of "
+                                  "label names")
+        if not isinstance(data["database"], dict):
+            raise AnnotationError(f"{annotation_path}: 'database' is {_short(data['database'])}, expected a "
+                                  "mapping of video ids to entries")
+        known = set(class_names)
         videos = []
         for video_id, entry in data["database"].items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("subset"), str):
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has subset "
+                                      f"{_short(entry.get('subset') if isinstance(entry, dict) else entry)}, "
+                                      "expected 'training', 'validation' or 'testing'")
             if entry["subset"] != subset:
                 continue
             annotation = entry.get("annotations", {})
+            if not isinstance(annotation, dict):
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has annotations "
+                                      f"{_short(annotation)}, expected {{label, segment}}")
             segment = annotation.get("segment")
             if segment is None:
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has no 'segment'")
             if not (isinstance(segment, list) and len(segment) == 2 and all(type(i) is int for i in segment)):
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has segment {segment!r}, expected "
                                       "[first frame, last frame + 1] (integers)")
-            videos.append((video_id, annotation.get("label"), tuple(segment)))
+            label = annotation.get("label")
+            if label is not None and (not isinstance(label, str) or label not in known):
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has label {_short(label)}, which is "
+                                      "not in 'labels'")
+            videos.append((video_id, label, tuple(segment)))
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise AnnotationError(f"{annotation_path}: not a valid annotation file ({type(e).__name__}: {e})") from None
     return class_names, videos
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class VideoDataset:
@@ -82,8 +111,6 @@ class VideoDataset:
         self.video_ids, self.labels, self.video_dirs, self.first_frames, self.n_frames = [], [], [], [], []
         missing = []
         for video_id, label, (first_frame, end_frame) in videos:
-            if label is not None and label not in class_index:
-                raise AnnotationError(f"{annotation_path}: video '{video_id}' has label '{label}' not in 'labels'")
             video_dir = os.path.join(video_path, label if label is not None else "test", video_id)
             n_frames = end_frame - first_frame - (modality == "flow")
             if not os.path.isdir(video_dir):
@@ -91,6 +118,14 @@ class VideoDataset:
                 continue
             if n_frames < 1:
                 continue
+            first, last = ((flow_frame_name(flow_template, first_frame, "x"),
+                            flow_frame_name(flow_template, end_frame - 2, "y")) if modality == "flow"
+                           else (RGB_TEMPLATE.format(first_frame), RGB_TEMPLATE.format(end_frame - 1)))
+            # One stat per video. A folder without its first frame either (emptied) is bad data, met and skipped
+            # when loading; one that ends early contradicts the annotation.
+            if not os.path.exists(os.path.join(video_dir, last)) and os.path.exists(os.path.join(video_dir, first)):
+                raise AnnotationError(f"{annotation_path}: video '{video_id}' has segment [{first_frame}, "
+                                      f"{end_frame}], past its frames in {video_dir} ({last} does not exist)")
             self.video_ids.append(video_id)
             self.labels.append(class_index[label] if label is not None else -1)
             self.video_dirs.append(video_dir)
@@ -135,6 +170,21 @@ class VideoDataset:
         frame_indices = self.temporal(self.frame_indices(index), rng)
         return self.read_clip(index, frame_indices, rng), self.labels[index]
 
+    def load(self, index, skipped):
+        """Item `index`; when its clip cannot be read (core.frames.FrameError), the clip of another video drawn
+        from (seed, epoch, index) alone, so a resumed run draws the same. Each unreadable clip is appended to
+        `skipped` as (video index, problem); core.loader counts and reports them."""
+        rng, video = self.rng(index), index
+        for attempt in range(1, MAX_REPLACEMENTS + 2):
+            try:
+                return self.read_clip(video, self.temporal(self.frame_indices(video), rng), rng), self.labels[video]
+            except FrameError as error:
+                skipped.append((video, str(error)))
+            rng = np.random.default_rng([self.seed, self.epoch, index, attempt])
+            video = int(rng.integers(len(self)))
+        raise TooManyBadClips(f"item {index} and {MAX_REPLACEMENTS} replacement clips drawn for it cannot be read "
+                              f"(last: {skipped[-1][1]})")
+
 
 class EvalDataset(VideoDataset):
     """Every clip that a multi-clip temporal transform cuts from every video, one per item.
@@ -160,6 +210,15 @@ class EvalDataset(VideoDataset):
         video_index, frame_indices = self.clips[index]
         clip = self.read_clip(video_index, frame_indices, self.rng(index))
         return clip, self.labels[video_index], video_index
+
+    def load(self, index, skipped):
+        """Item `index`, or None when its clip cannot be read (appended to `skipped` as (video index, problem)):
+        evaluation leaves that video out rather than score it on a replacement."""
+        try:
+            return self[index]
+        except FrameError as error:
+            skipped.append((self.clips[index][0], str(error)))
+            return None
 
 
 def _dataset(cls, config, subset, train, inference):

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from core import metrics
 from core.datasets import evaluation_set
 from core.fuse import accuracies, accuracy_table, fuse
-from core.loader import BatchLoader
+from core.loader import BatchLoader, TooManyBadClips
 from core.scores import Scores, save_scores
 
 
@@ -24,23 +24,33 @@ def score_videos(config, predict, subset, desc="evaluate"):
     dataset = evaluation_set(config, subset)
     batch_size = config["inference_batch_size"] or config["batch_size"]
     loader = BatchLoader(dataset, batch_size, shuffle=False, seed=config["manual_seed"],
-                         n_workers=config["n_threads"], drop_last=False)
-    n_videos, n_classes = len(dataset.video_ids), len(dataset.class_names)
-    logit_sums, prob_sums = metrics.VideoScoreSums(n_videos, n_classes), metrics.VideoScoreSums(n_videos, n_classes)
+                         n_workers=config["n_threads"], drop_last=False, max_bad_clips=config["max_bad_clips"])
+    n_videos = len(dataset.video_ids)
+    logit_sums = prob_sums = None  # sized by the model's classes, which may outnumber the annotation's labels
     clip_top1 = clip_top5 = n_labelled = 0
     for x, y, video_index in tqdm(loader, desc=desc, dynamic_ncols=True, disable=None):
         logits = np.asarray(predict(x), np.float64)
+        if logit_sums is None:
+            logit_sums, prob_sums = (metrics.VideoScoreSums(n_videos, logits.shape[1]) for _ in range(2))
         logit_sums.add(logits, video_index)
         prob_sums.add(metrics.softmax(logits), video_index)
         labelled = y >= 0  # testing videos (label -1) have no accuracy
         if labelled.any():
             y, logits = y[labelled], logits[labelled]
             clip_top1 += metrics.topk_accuracy(logits, y, 1) * len(y)
-            clip_top5 += metrics.topk_accuracy(logits, y, min(5, n_classes)) * len(y)
+            clip_top5 += metrics.topk_accuracy(logits, y, min(5, logits.shape[1])) * len(y)
             n_labelled += len(y)
-    scores = Scores(video_ids=list(dataset.video_ids), labels=np.asarray(dataset.labels),
-                    class_names=list(dataset.class_names),
-                    logits=logit_sums.means().astype(np.float32), probs=prob_sums.means().astype(np.float32))
+    # A video with an unreadable clip is left out of the video-level results (its other clips still counted).
+    bad = {video for video, _ in loader.skipped}
+    kept = [video for video in range(n_videos) if video not in bad]
+    if logit_sums is None:
+        raise TooManyBadClips(f"no clip of the '{subset}' videos could be read")
+    n_classes = logit_sums.sums.shape[1]
+    # Classes of the model beyond the annotation's labels (e.g. a 400-class file on 5 labels) are named by index.
+    class_names = list(dataset.class_names) + [f"class_{c}" for c in range(len(dataset.class_names), n_classes)]
+    scores = Scores(video_ids=[dataset.video_ids[v] for v in kept], labels=np.asarray(dataset.labels)[kept],
+                    class_names=class_names, logits=logit_sums.means()[kept].astype(np.float32),
+                    probs=prob_sums.means()[kept].astype(np.float32))
     if not n_labelled:
         return scores, float("nan"), float("nan")
     return scores, clip_top1 / n_labelled, clip_top5 / n_labelled

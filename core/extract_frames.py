@@ -23,7 +23,9 @@ in two classes of one split) are reported as failures and only the first is kept
 Frames are resized so the shorter side is --size pixels (0 keeps the size), optionally resampled to
 --fps, and saved with --quality. Each finished folder gets a `.done` marker holding its frame count,
 written after the last frame, so an interrupted run can simply be started again: finished videos are
-skipped and half-written folders are redone. Corrupt, truncated, empty and non-video files are
+skipped and half-written folders are redone. A folder is written under a private name and renamed into
+place when finished, so several runs may share one destination (each video is then extracted once or
+by both, never half). Corrupt, truncated, empty and non-video files are
 reported by name and skipped; the exit status is 1 when any video failed. Re-extracting with other
 settings needs a fresh DST.
 """
@@ -39,6 +41,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 from tqdm import tqdm
 
+from core.names import printable
 from core.video import VideoError, iter_frames, resize_short_side
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".gif", ".mov", ".m4v", ".mpg", ".mpeg",
@@ -169,23 +172,74 @@ def is_finished(frames_dir):
         return False
 
 
+def unmarked_tree(frames_dirs):
+    """True when none of `frames_dirs` has a .done marker: frames made by another tool (kenshohara's
+    generate_video_jpgs.py), to be read as they are. Where some folders have one, the others are unfinished."""
+    return not any(os.path.exists(os.path.join(frames_dir, MARKER)) for frames_dir in frames_dirs)
+
+
 def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95):
-    """Write a video's frames to frames_dir (cleared first), then the completion marker; return the count."""
-    shutil.rmtree(frames_dir, ignore_errors=True)
-    os.makedirs(frames_dir)
+    """Write a video's frames and the completion marker into a private folder, then rename it to frames_dir;
+    return the count.
+
+    Concurrent runs on one destination never see or delete each other's half-written folders: each writes
+    its own `.<video_id>.tmp<pid>` and the rename publishes a finished folder at once. When another run
+    published frames_dir first, its folder is kept and FinishedElsewhere is raised.
+    """
+    parent, video_id = os.path.split(frames_dir)
+    os.makedirs(parent, exist_ok=True)
+    _remove_dead_temporaries(parent, video_id)
+    temporary = os.path.join(parent, f".{video_id}.tmp{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    os.makedirs(temporary)
     n_frames = 0
     try:
         for n_frames, frame in enumerate(iter_frames(video_path, fps), 1):
             image = cv2.cvtColor(resize_short_side(frame, size), cv2.COLOR_RGB2BGR)
-            frame_path = os.path.join(frames_dir, FRAME_TEMPLATE.format(n_frames))
+            frame_path = os.path.join(temporary, FRAME_TEMPLATE.format(n_frames))
             if not cv2.imwrite(frame_path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
-                raise OSError(f"{frame_path}: cannot write the frame")
-    except (VideoError, OSError):
-        shutil.rmtree(frames_dir, ignore_errors=True)  # no half-written folder for the annotations to count
-        raise
-    with open(os.path.join(frames_dir, MARKER), "w") as f:
-        f.write(str(n_frames))
+                raise OSError(f"{os.path.join(frames_dir, FRAME_TEMPLATE.format(n_frames))}: cannot write the frame")
+        with open(os.path.join(temporary, MARKER), "w") as f:
+            f.write(str(n_frames))
+        _publish(temporary, frames_dir)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)  # gone after a rename; else no half-written folder stays
     return n_frames
+
+
+class FinishedElsewhere(Exception):
+    """Another run published the frame folder while this one was extracting it."""
+
+
+def _publish(temporary, frames_dir):
+    for _ in range(3):
+        try:
+            os.rename(temporary, frames_dir)  # atomic; fails if frames_dir exists and is not empty
+            return
+        except OSError:
+            if is_finished(frames_dir):
+                raise FinishedElsewhere(frames_dir) from None
+            # A folder half-written by an interrupted run of an older version (or emptied by hand): replace it.
+            shutil.rmtree(frames_dir, ignore_errors=True)
+    os.rename(temporary, frames_dir)
+
+
+def _remove_dead_temporaries(parent, video_id):
+    """Private folders of runs killed while extracting this video (their process is gone)."""
+    prefix = f".{video_id}.tmp"
+    for name in os.listdir(parent):
+        if name.startswith(prefix) and name[len(prefix):].isdigit() and not _process_alive(int(name[len(prefix):])):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
 
 
 def _extract_task(task):
@@ -195,6 +249,8 @@ def _extract_task(task):
         return "skipped", Outcome(video.path, frames_dir, count_frames(frames_dir), "already extracted")
     try:
         return "ok", Outcome(video.path, frames_dir, extract_video(video.path, frames_dir, size, fps, quality))
+    except FinishedElsewhere:
+        return "skipped", Outcome(video.path, frames_dir, count_frames(frames_dir), "extracted by another run")
     except VideoError as error:
         return "failed", Outcome(video.path, frames_dir, 0, error.reason)
     except OSError as error:
@@ -215,7 +271,7 @@ def extract_dataset(src, dst, size=SIZE, fps=None, quality=95, workers=1, layout
         for status, outcome in tqdm(results, total=len(tasks), desc="videos", unit="video"):
             getattr(summary, status).append(outcome)
             if status == "failed":
-                tqdm.write(f"failed: {outcome.video}: {outcome.reason}", file=sys.stderr)
+                tqdm.write(f"failed: {printable(outcome.video)}: {printable(outcome.reason)}", file=sys.stderr)
     finally:
         if pool:
             pool.close()
@@ -251,7 +307,7 @@ def main(argv=None):
     print(f"extracted {len(summary.ok)} videos, skipped {len(summary.skipped)} already extracted, "
           f"{len(summary.failed)} failed")
     for outcome in summary.failed:
-        print(f"  failed: {outcome.video}: {outcome.reason}")
+        print(f"  failed: {printable(outcome.video)}: {printable(outcome.reason)}")
     return 1 if summary.failed else 0
 
 

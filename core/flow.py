@@ -31,8 +31,13 @@ uses. Farneback and DIS (preset medium) are much faster alternatives.
 
 Videos run in parallel worker processes. A `.done` file written last in each
 output folder makes a run resumable: done videos are skipped, half-written
-ones are redone. A video that fails is reported with the reason and skipped;
-the exit status is 1 when any failed.
+ones are redone, and so are videos whose frames changed after their flow was
+made (the marker records the frames' count and time). Frame folders are read
+only when core.extract_frames has finished them (its own `.done` marker), so
+flow can run while extraction does; a tree where no folder has a marker was
+made by another tool and is read as it is (--no-markers reads every folder).
+A video that fails is reported with the reason and skipped; the exit status
+is 1 when any failed.
 """
 import argparse
 import glob
@@ -46,8 +51,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from core.extract_frames import MARKER as FRAMES_MARKER
 from core.extract_frames import SIZE as VIDEO_SIZE
+from core.extract_frames import count_frames, is_finished, unmarked_tree
 from core.frames import FLOW_TEMPLATE, RGB_TEMPLATE, flow_frame_name, read_rgb_frames
+from core.names import printable
 from core.video import VideoError, iter_frames, resize_short_side
 
 METHODS = ("tvl1", "farneback", "dis")
@@ -161,6 +169,7 @@ def iter_gray_frames(path, size=None):
 def compute_video(src_path, out_dir, method="tvl1", size=None, template=FLOW_TEMPLATE,
                   bound=20.0, quality=95, params=None):
     """Write the quantised flow of one video into out_dir; returns the number of pairs."""
+    signature = source_signature(src_path)  # before reading: frames changed meanwhile make the flow stale
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)  # half-written by an interrupted run
     os.makedirs(out_dir)
@@ -180,8 +189,31 @@ def compute_video(src_path, out_dir, method="tvl1", size=None, template=FLOW_TEM
     if pairs == 0:
         raise VideoError(src_path, "fewer than 2 frames, no flow")
     with open(os.path.join(out_dir, DONE_MARKER), "w") as f:
-        f.write(f"{pairs}\n")
+        f.write(f"{pairs}\n{signature}\n")
     return pairs
+
+
+def source_signature(src_path):
+    """What a video's flow is made from: a frame folder's frame count and the time of its .done marker (else
+    of the folder, which changes as frames come and go), or a video file's size and time."""
+    if os.path.isdir(src_path):
+        marker = os.path.join(src_path, FRAMES_MARKER)
+        stamp = os.stat(marker if os.path.exists(marker) else src_path).st_mtime_ns
+        return f"frames {count_frames(src_path)} {stamp}"
+    status = os.stat(src_path)
+    return f"file {status.st_size} {status.st_mtime_ns}"
+
+
+def is_done(out_dir, src_path):
+    """True when out_dir holds finished flow of src_path as it is now: its frames have not changed since."""
+    try:
+        with open(os.path.join(out_dir, DONE_MARKER)) as f:
+            lines = f.read().splitlines()
+        if len(lines) == 1:  # written before markers recorded their source: trust it while the count fits
+            return not os.path.isdir(src_path) or int(lines[0]) == count_frames(src_path) - 1
+        return lines[1] == source_signature(src_path)
+    except (OSError, ValueError):
+        return False
 
 
 def _init_worker():
@@ -198,8 +230,12 @@ def _run_one(job):
 
 
 def compute_dataset(src, dst, method="tvl1", workers=1, size=None, template=FLOW_TEMPLATE,
-                    bound=20.0, quality=95, shard=0, num_shards=1, params=None, progress=True):
+                    bound=20.0, quality=95, shard=0, num_shards=1, params=None, progress=True, markers=True):
     """Flow for every video of this shard of src; returns a summary dict.
+
+    With `markers`, a frame folder is read only once core.extract_frames finished it (its .done marker),
+    unless no folder has a marker (a tree made by another tool); flow made from frames that changed
+    since (re-extracted, completed) is redone.
 
     Video k of the sorted list belongs to shard k % num_shards. The summary
     has 'videos' (in this shard), 'computed', 'skipped' (already done),
@@ -220,16 +256,26 @@ def compute_dataset(src, dst, method="tvl1", workers=1, size=None, template=FLOW
     start = time.time()
     videos = list_videos(src)[shard::num_shards]
     options = dict(method=method, size=size, template=template, bound=bound, quality=quality, params=params)
+    folders = [os.path.join(src, v) for v in videos if os.path.isdir(os.path.join(src, v))]
+    if markers and folders and unmarked_tree(folders):
+        print(f"{src}: no frame folder has a {FRAMES_MARKER} marker: frames made by another tool, read as they are",
+              file=sys.stderr)
+        markers = False
+    unfinished = [v for v in videos if markers and os.path.join(src, v) in folders
+                  and not is_finished(os.path.join(src, v))]
     jobs = [(v, os.path.join(src, v), output_dir(src, dst, v), options) for v in videos
-            if not os.path.exists(os.path.join(output_dir(src, dst, v), DONE_MARKER))]
-    summary = dict(videos=len(videos), computed=0, skipped=len(videos) - len(jobs), failed=[], pairs=0)
+            if v not in unfinished and not is_done(output_dir(src, dst, v), os.path.join(src, v))]
+    summary = dict(videos=len(videos), computed=0, skipped=len(videos) - len(jobs) - len(unfinished),
+                   failed=[(v, f"frames not finished (no {FRAMES_MARKER} marker with their count): extraction "
+                               "interrupted or still running; rerun after it, or --no-markers") for v in unfinished],
+                   pairs=0)
     # Not fork: a caller with threads (MindSpore, torch, OpenCV's pool) can leave a forked child deadlocked.
     context = multiprocessing.get_context("forkserver")
     with context.Pool(workers, initializer=_init_worker) as pool:
         for video, pairs, error in tqdm(pool.imap_unordered(_run_one, jobs), total=len(jobs),
                                         desc=f"flow ({method})", unit="video", disable=not progress):
             if error:
-                tqdm.write(f"FAILED {video}: {error}", file=sys.stderr)
+                tqdm.write(f"FAILED {printable(video)}: {printable(error)}", file=sys.stderr)
                 summary["failed"].append((video, error))
             else:
                 summary["computed"] += 1
@@ -264,6 +310,9 @@ def main(argv=None):
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality")
     parser.add_argument("--shard", type=int, default=0, help="this shard's index")
     parser.add_argument("--num-shards", type=int, default=1, help="video k of the sorted list goes to shard k %% n")
+    parser.add_argument("--no-markers", dest="markers", action="store_false",
+                        help=f"read frame folders without the {FRAMES_MARKER} marker of core.extract_frames "
+                             "(by default they are left for a later run, unless no folder has one)")
     tvl1 = parser.add_argument_group("TV-L1 options (OpenCV's defaults)")
     for name, (_, default, meaning) in TVL1_PARAMS.items():
         flag = "--" + name.strip("_").replace("_", "-")
@@ -278,14 +327,14 @@ def main(argv=None):
     try:
         summary = compute_dataset(args.src, args.dst, method=args.method, workers=args.workers, size=args.size,
                                   template=args.template, bound=args.bound, quality=args.quality,
-                                  shard=args.shard, num_shards=args.num_shards, params=params)
+                                  shard=args.shard, num_shards=args.num_shards, params=params, markers=args.markers)
     except ValueError as error:  # the options, checked before any video is read
         parser.error(str(error))
     print(f"{summary['videos']} videos in shard {args.shard}/{args.num_shards}: {summary['computed']} computed "
           f"({summary['pairs']} pairs), {summary['skipped']} already done, {len(summary['failed'])} failed, "
           f"{summary['seconds']:.1f} s")
     for video, error in summary["failed"]:
-        print(f"  failed: {video}: {error}")
+        print(f"  failed: {printable(video)}: {printable(error)}")
     return 1 if summary["failed"] else 0
 
 

@@ -79,7 +79,17 @@ def _read(path, video_dir, flag):
     if image is None:
         _check_exists(path, video_dir)
         raise _frame_error(path, video_dir, "cannot be decoded")
+    _check_complete(path, video_dir)
     return image
+
+
+def _check_complete(path, video_dir):
+    """libjpeg decodes a cut JPEG with a warning, grey below the cut; its end-of-image marker (FF D9, which
+    cannot occur inside the compressed data) is then missing from the last bytes."""
+    with open(path, "rb") as file:
+        file.seek(max(0, os.fstat(file.fileno()).st_size - 16))
+        if b"\xff\xd9" not in file.read():
+            raise _frame_error(path, video_dir, "is truncated (no JPEG end-of-image marker)")
 
 
 def _map(function, items):
@@ -95,17 +105,30 @@ def _map(function, items):
 def _read_stack(video_dir, names, kind, reduction, each):
     """Decode the files `names` (repeats read once), apply `each`, stack as one T x H x W [x C] array."""
     flag = _REDUCED_FLAGS[kind][reduction]
-    shapes = set()
+    shapes = {}
 
     def read(name):
-        image = _read(os.path.join(video_dir, name), video_dir, flag)
-        shapes.add(image.shape)
-        return each(image) if each else image
+        path = os.path.join(video_dir, name)
+        image = _read(path, video_dir, flag)
+        shapes[name] = image.shape
+        if not each:
+            return image
+        try:
+            return each(image)
+        except cv2.error:  # e.g. an empty crop: the box lies outside a frame smaller than the video's first one
+            raise _frame_error(path, video_dir, f"is {image.shape[1]}x{image.shape[0]}, which the clip's crop "
+                                                "does not fit (a frame of another size)") from None
 
     unique = list(dict.fromkeys(names))
     images = dict(zip(unique, _map(read, unique)))
-    if len(shapes) > 1:
-        raise FrameError(f"video '{os.path.basename(video_dir)}': frames differ in size {sorted(shapes)}")
+    if len(set(shapes.values())) > 1:
+        # Name the first frame whose size is not the clip's usual one (the most common, else the first frame's).
+        sizes = [shapes[name] for name in unique]
+        usual = max(sizes, key=lambda shape: (sizes.count(shape), -sizes.index(shape)))
+        odd = next(name for name in unique if shapes[name] != usual)
+        raise _frame_error(os.path.join(video_dir, odd), video_dir,
+                           f"is {shapes[odd][1]}x{shapes[odd][0]}, unlike the other frames of the clip "
+                           f"({sorted(set(shapes.values()))})")
     return np.stack([images[name] for name in names])
 
 

@@ -11,7 +11,10 @@ processes gets its share of every global batch of ``batch_size * world_size``
 (`rank_share`), so N processes with batch B see exactly the samples, in the
 same steps, of one process with batch N x B. Training keeps the step counts
 equal (each step is a collective); validation (``equal_steps=False``) keeps
-every sample instead. Worker processes load whole batches; results come back
+every sample instead. A clip whose frames cannot be read is replaced (training) or
+left out (evaluation) by the dataset (core.datasets), named on stderr at the end of
+the epoch, and the epoch stops once more than ``max_bad_clips`` (a fraction) of its
+clips were unreadable. Worker processes load whole batches; results come back
 in order, at most ``prefetch`` batches per worker ahead of the consumer. The
 pool starts on the first iteration and is reused by later epochs; `close()`
 (or the end of the program) stops it.
@@ -22,6 +25,10 @@ import weakref
 from collections import deque
 
 import numpy as np
+from tqdm import tqdm
+
+from core.frames import FrameError
+from core.names import printable
 
 _worker_dataset = None
 
@@ -50,12 +57,25 @@ def collate(items):
 
 
 def load_batch(dataset, epoch, indices):
+    """(batch, or None when every item was left out; [(video index, problem), ...] of the unreadable clips).
+
+    A dataset with a `load(index, skipped)` method (core.datasets) replaces or leaves out unreadable clips
+    and names them in `skipped`; any other sequence is indexed as is."""
     dataset.set_epoch(epoch)
-    return collate([dataset[i] for i in indices])
+    skipped = []
+    load = getattr(dataset, "load", None)
+    if load is None:
+        return collate([dataset[i] for i in indices]), skipped
+    items = [item for item in (load(i, skipped) for i in indices) if item is not None]
+    return (collate(items) if items else None), skipped
 
 
 def _load_batch_in_worker(epoch, indices):
     return load_batch(_worker_dataset, epoch, indices)
+
+
+class TooManyBadClips(FrameError):
+    """More clips of an epoch could not be read than `max_bad_clips` allows."""
 
 
 def rank_share(indices, rank, world_size):
@@ -74,7 +94,7 @@ class BatchLoader:
     """
 
     def __init__(self, dataset, batch_size, shuffle=False, seed=0, n_workers=0, drop_last=False, prefetch=2,
-                 rank=0, world_size=1, equal_steps=True):
+                 rank=0, world_size=1, equal_steps=True, max_bad_clips=0.0):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if not 0 <= rank < world_size:
@@ -89,6 +109,8 @@ class BatchLoader:
         self.rank = rank
         self.world_size = world_size
         self.equal_steps = equal_steps
+        self.max_bad_clips = max_bad_clips
+        self.skipped = []  # (video index, problem) of each clip of the current epoch that could not be read
         self.epoch = 0
         self._pool = None
 
@@ -112,6 +134,23 @@ class BatchLoader:
 
     def __iter__(self):
         batches = self.batch_indices()
+        self.skipped = []
+        limit = self.max_bad_clips * sum(len(indices) for indices in batches)
+        for batch, skipped in self._load(batches):
+            self.skipped += skipped
+            if len(self.skipped) > limit:
+                raise TooManyBadClips(f"epoch {self.epoch}: {len(self.skipped)} unreadable clips, more than "
+                                      f"max_bad_clips {self.max_bad_clips} of {sum(map(len, batches))} "
+                                      f"(first: {printable(self.skipped[0][1])})")
+            if batch is not None:
+                yield batch
+        if self.skipped:
+            tqdm.write(f"epoch {self.epoch}: skipped {len(self.skipped)} unreadable clips of "
+                       f"{sum(map(len, batches))}:", file=sys.stderr)
+            for _, problem in self.skipped:
+                tqdm.write(f"  skipped: {printable(problem)}", file=sys.stderr)
+
+    def _load(self, batches):
         if self.n_workers == 0:
             for indices in batches:
                 yield load_batch(self.dataset, self.epoch, indices)

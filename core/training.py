@@ -137,7 +137,12 @@ def plot_curves(result_path):
 
 
 def atomic_write(path, write):
-    """Call write(tmp_path), then rename over `path`: a crash never leaves a half-written file."""
+    """Call write(tmp_path), then rename over `path`: a crash never leaves a half-written file.
+
+    A write that fails (a full disk, a quota) leaves `path` as it was and raises CheckpointWriteError,
+    a one-line message naming the file.
+    """
+    from core.result_path import CheckpointWriteError
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     # The temporary name keeps the extension: some savers (MindSpore) append theirs otherwise.
@@ -145,6 +150,11 @@ def atomic_write(path, write):
     try:
         write(tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:  # torch's and MindSpore's writers raise RuntimeError
+        reason = (os.strerror(error.errno) if getattr(error, "errno", None)
+                  else f"{str(error).strip().splitlines()[-1]}: is the disk full?")
+        raise CheckpointWriteError(f"cannot write {path} ({reason}); it is left as it was, and earlier "
+                                   "checkpoints are untouched") from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

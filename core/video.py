@@ -10,7 +10,8 @@ Container headers often lack the frame count (.mkv, .webm) or get it wrong
 its `n_frames` always equals the number of frames `iter_frames` yields.
 Files that cannot be decoded raise `VideoError`, whose message names the file.
 So do files that decode fewer intact frames than their headers promise (the
-frame count, else duration x frame rate) by more than max(2 frames, 5%):
+frame count; without one, frames up to the end of the stated duration, whatever
+the frame rate does on the way) by more than max(2 frames, 5%):
 cut-short downloads and files damaged in the middle, whose decoder would
 otherwise skip or conceal the lost part without a word.
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import av
 import cv2
+import numpy as np
 
 
 class VideoError(Exception):
@@ -56,9 +58,15 @@ def _decode(path):
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate or stream.guessed_rate or 25)
         n_decoded = n_damaged = 0
+        first_time = last_time = None
+        gap = None  # the shortest interval between frames, a lower bound of the last frame's display time
         try:
             for frame in container.decode(stream):
                 time = frame.time if frame.time is not None else n_decoded / fps
+                if last_time is not None and time > last_time:
+                    gap = min(gap or time - last_time, time - last_time)
+                first_time = time if first_time is None else first_time
+                last_time = time
                 yield fps, time, frame
                 n_decoded += 1
                 n_damaged += frame.is_corrupt  # decoded with errors the decoder concealed
@@ -66,37 +74,73 @@ def _decode(path):
             raise VideoError(path, f"decoding failed after {n_decoded} frames: {error.strerror or error}") from error
         if n_decoded == 0:
             raise VideoError(path, "no frames could be decoded")
-        expected = _expected_frames(container, stream, fps)
-        n_intact = n_decoded - n_damaged
-        # A frame or two may legitimately go missing (packed bitstreams, edit lists, rounded durations).
-        if expected and n_intact < expected - max(2, 0.05 * expected):
-            damaged = f" ({n_damaged} more damaged)" if n_damaged else ""
-            raise VideoError(path, f"truncated or corrupt: decoded {n_intact} of about {expected} frames{damaged}")
+        gap = gap or 1 / fps
+        problem = _shortfall(container, stream, n_decoded, n_damaged, first_time, last_time + gap, gap)
+        if problem:
+            raise VideoError(path, f"truncated or corrupt: {problem}")
 
 
-def _expected_frames(container, stream, fps):
-    """Frames the headers promise: the stream's frame count, else its or the container's duration x fps."""
-    if stream.frames:
-        return stream.frames
-    if stream.duration is not None and stream.time_base:
-        return round(float(stream.duration * stream.time_base) * fps)
-    if container.duration is not None:
-        return round(container.duration / av.time_base * fps)
+def _shortfall(container, stream, n_decoded, n_damaged, first_time, end_time, gap):
+    """What the decoded frames lack of what the headers promise, beyond max(2 frames, 5%); None if nothing.
+
+    With a frame count in the headers (avi, mp4), intact frames are counted against it. Without one (mkv,
+    webm), the frames must reach the end of the stream's (or container's) duration: the frame rate is no
+    guide there, as phones and browsers write variable-rate files whose nominal rate times the duration
+    overcounts them.
+    """
+    expected = stream.frames
+    if not expected:
+        end = _promised_end(container, stream, first_time)
+        if end is not None and end_time < end - max(2 * gap, 0.05 * (end - first_time)):
+            return f"decoded {n_decoded} frames up to {end_time:.2f} s of {end:.2f} s"
+        expected = n_decoded
+    n_intact = n_decoded - n_damaged
+    # A frame or two may legitimately go missing (packed bitstreams, edit lists, rounded durations).
+    if n_intact < expected - max(2, 0.05 * expected):
+        damaged = f" ({n_damaged} more damaged)" if n_damaged else ""
+        return f"decoded {n_intact} of about {expected} frames{damaged}"
     return None
 
 
+def _promised_end(container, stream, first_time):
+    """The time in seconds at which the stream's (else the container's) duration says the video ends."""
+    if stream.duration is not None and stream.time_base:
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else first_time
+        return start + float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        start = container.start_time / av.time_base if container.start_time is not None else first_time
+        return start + container.duration / av.time_base
+    return None
+
+
+def _quarter_turns(frame):
+    """Counter-clockwise quarter turns the frame's display matrix asks for (phones store portrait video
+    landscape with a rotation); ffmpeg applies them by default (autorotate), and so do we."""
+    return round((frame.rotation or 0) / 90) % 4
+
+
+def _rgb(frame):
+    """The frame as RGB uint8 H x W x 3, turned as it is meant to be displayed."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = _quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
 def probe(path):
-    """Frame count (by decoding), frame rate, size and duration of a video file."""
+    """Frame count (by decoding), frame rate, size (as displayed: rotation applied) and duration of a video."""
     n_frames, fps, width, height = 0, 0.0, 0, 0
     for fps, _, frame in _decode(path):
         if n_frames == 0:
             width, height = frame.width, frame.height
+            if _quarter_turns(frame) % 2:
+                width, height = height, width
         n_frames += 1
     return VideoInfo(n_frames, fps, width, height, n_frames / fps)
 
 
 def iter_frames(path, fps=None):
-    """Yield RGB uint8 frames (H x W x 3); with `fps`, resample in time by repeating or dropping frames.
+    """Yield RGB uint8 frames (H x W x 3), rotated as their display matrix says (as ffmpeg does by default);
+    with `fps`, resample in time by repeating or dropping frames.
 
     Output frame k shows the source frame on screen at time k / fps (from the first frame's time),
     so the resampled video lasts as long as the source.
@@ -106,7 +150,7 @@ def iter_frames(path, fps=None):
     previous, previous_time, start, n_out = None, 0.0, None, 0
     for source_fps, time, frame in _decode(path):
         if fps is None:
-            yield frame.to_ndarray(format="rgb24")
+            yield _rgb(frame)
             continue
         start = time if start is None else start
         if previous is not None:
@@ -114,7 +158,7 @@ def iter_frames(path, fps=None):
             while start + n_out / fps < time - 1e-9:
                 yield previous
                 n_out += 1
-        previous, previous_time = frame.to_ndarray(format="rgb24"), time
+        previous, previous_time = _rgb(frame), time
     if previous is not None:
         end = previous_time + 1 / source_fps
         while start + n_out / fps < end - 1e-9:

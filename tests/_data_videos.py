@@ -48,3 +48,38 @@ def write_faststart(path, source):
                 packet.stream = stream
                 dst.mux(packet)
     return path
+
+
+def write_variable_rate_video(path, n_fast=30, n_slow=30, size=32):
+    """n_fast frames 1/30 s apart, then n_slow frames 1/10 s apart (a phone or browser recording whose rate
+    drops); the nominal rate the container states is 30 fps. Returns the frames written."""
+    from fractions import Fraction
+    frames = tiny_clip(n_fast + n_slow, size, size)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libvpx" if str(path).endswith(".webm") else "mpeg4", rate=30)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        time = 0.0
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = round(time * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+            time += 1 / 30 if index < n_fast else 1 / 10
+        container.mux(stream.encode())
+    return frames
+
+
+def write_rotated_video(path, degrees, height=32, width=48, n_frames=3):
+    """An .mp4 whose display matrix rotates its frames `degrees` counter-clockwise (as phones record portrait);
+    the stored frames are `height` x `width`, white in their left third. Returns one stored frame."""
+    image = np.zeros((height, width, 3), np.uint8)
+    image[:, :width // 3] = 255
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.set_display_rotation(degrees)
+        for _ in range(n_frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return image

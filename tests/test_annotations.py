@@ -163,3 +163,28 @@ def test_unfinished_frame_folders_are_left_out(tmp_path, capsys):
     segments = {video_id: entry["annotations"]["segment"] for video_id, entry
                 in json.loads((tmp_path / "json" / "ucf101_01.json").read_text())["database"].items()}
     assert segments == {"done": [1, 5], "interrupted": [1, 4], "stale": [1, 6]}
+
+
+def test_a_tree_without_any_marker_is_read_and_an_empty_annotation_is_an_error(tmp_path, capsys):
+    splits, frames = tmp_path / "splits", tmp_path / "jpg"
+    write_lines(splits / "classInd.txt", ["1 Run", "2 Walk"])
+    write_lines(splits / "trainlist01.txt", ["Run/r1.avi 1", "Walk/w1.avi 2"])
+    write_lines(splits / "testlist01.txt", ["Walk/w2.avi"])
+    make_frames(frames, {"Run/r1": 4, "Walk/w1": 3, "Walk/w2": 2})
+    for marker in frames.glob("*/*/.done"):  # as kenshohara's generate_video_jpgs.py leaves them
+        marker.unlink()
+    main(["ucf101", str(splits), str(frames), str(tmp_path / "json")])
+    captured = capsys.readouterr()
+    assert f"{frames}: no frame folder has a .done marker: frames made by another tool, counted as they are" in \
+        captured.err
+    database = json.loads((tmp_path / "json" / "ucf101_01.json").read_text())["database"]
+    assert {video_id: entry["annotations"]["segment"] for video_id, entry in database.items()} == {
+        "r1": [1, 5], "w1": [1, 4], "w2": [1, 3]}
+
+    # Frames under another root: no video at all is an error, and no file is written.
+    (tmp_path / "elsewhere").mkdir()
+    run = subprocess.run([sys.executable, "-m", "core.annotations", "ucf101", str(splits), str(tmp_path / "elsewhere"),
+                          str(tmp_path / "json2")], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode != 0
+    assert f"ucf101_01.json: no listed video has frames under {tmp_path / 'elsewhere'}; nothing written" in run.stderr
+    assert not (tmp_path / "json2").exists()

@@ -87,3 +87,45 @@ def test_set_wins_over_yaml_and_values_are_coerced(tmp_path, data):
     assert load_config(None, ["sample_size=64.0"], require_paths=()).sample_size == 64
     with pytest.raises(ConfigError, match="--set: key 'sample_size' must be int, got 2.5"):
         load_config(None, ["sample_size=2.5"], require_paths=())
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("batch_size=0", "key 'batch_size' must be at least 1, got 0"),
+    ("batch_size=-4", "key 'batch_size' must be at least 1, got -4"),
+    ("n_threads=-1", "key 'n_threads' must be at least 0, got -1"),
+    ("learning_rate=-1", "key 'learning_rate' must be above 0, got -1.0"),
+    ("sample_duration=0", "key 'sample_duration' must be at least 1, got 0"),
+    ("sample_size=0", "key 'sample_size' must be at least 1, got 0"),
+    ("checkpoint=0", "key 'checkpoint' must be at least 1, got 0"),
+    ("max_bad_clips=1.5", "key 'max_bad_clips' must be between 0 and 1, got 1.5"),
+    ("multistep_milestones=[10, -1]", "key 'multistep_milestones' must be a list of epochs, each at least 1"),
+    ("model_depth=11", "key 'model_depth': model_depth 11 is not available for model 'resnet' (choose from 10, 18, 34"),
+    ("ft_begin_module=layer5", "key 'ft_begin_module' is 'layer5', not a module of resnet18 (conv1, bn1, layer1"),
+    ("ft_begin_module=FC", "key 'ft_begin_module' is 'FC', not a module of resnet18"),
+    ("batch_size=[1,", "--set: 'batch_size=[1,' is not a valid YAML value"),
+])
+def test_out_of_range_settings_are_one_line_errors(tmp_path, data, setting, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(ok_yaml(tmp_path, data), [setting])
+    assert message in str(error.value) and "\n" not in str(error.value), str(error.value)
+    assert str(error.value).startswith("--set: ")
+
+
+def test_ft_begin_module_of_each_family_is_checked_against_its_tree(tmp_path, data):
+    assert load_config(ok_yaml(tmp_path, data), ["model=i3d", "ft_begin_module=Mixed_5b"]).ft_begin_module == "Mixed_5b"
+    assert load_config(ok_yaml(tmp_path, data), ["model=r2plus1d", "ft_begin_module=conv1_t"]).model == "r2plus1d"
+    with pytest.raises(ConfigError, match="not a module of i3d"):
+        load_config(ok_yaml(tmp_path, data), ["model=i3d", "ft_begin_module=layer4"])
+
+
+def test_a_frames_root_of_videos_is_refused(tmp_path, data):
+    (tmp_path / "videos" / "Walk").mkdir(parents=True)
+    (tmp_path / "videos" / "Walk" / "v_1.avi").write_bytes(b"x")
+    config_path = ok_yaml(tmp_path, {**data, "video_path": str(tmp_path / "videos")})
+    with pytest.raises(ConfigError) as error:
+        load_config(config_path)
+    assert str(error.value) == (f"{config_path}: key 'video_path' points to '{tmp_path / 'videos'}', which holds "
+                                f"video files ({tmp_path / 'videos' / 'Walk' / 'v_1.avi'}), not frame folders: "
+                                "extract them first (python -m core.extract_frames)")
+    with pytest.raises(ConfigError, match="which is a file, not a frames directory"):
+        load_config(ok_yaml(tmp_path, {**data, "video_path": str(tmp_path / "videos" / "Walk" / "v_1.avi")}))

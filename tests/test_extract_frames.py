@@ -96,7 +96,7 @@ def test_truncated_and_damaged_videos_are_reported_and_skipped(tmp_path, capsys)
     assert "extracted 2 videos, skipped 0 already extracted, 4 failed" in output
     for name in ("cut_faststart.mp4", "cut_mkv.mkv", "cut_webm.webm", "damaged.avi"):
         assert f"failed: {src / 'Kick' / name}: truncated or corrupt: decoded " in output
-    assert output.count("of about 40 frames") == 4
+    assert output.count("of about 40 frames") == 2 and output.count(" s of 1.60 s") == 2  # mkv, webm: no count
     assert sorted(os.listdir(dst / "Kick")) == ["good", "good_faststart"]
     assert_extracted(dst / "Kick" / "good", 40)
     assert_extracted(dst / "Kick" / "good_faststart", 40)
@@ -199,3 +199,30 @@ def test_bad_options_are_refused(tmp_path, capsys, option, value, message):
         main([str(tmp_path), str(tmp_path / "frames"), option, value])
     assert exit_status.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "frames").exists()
+
+
+def test_concurrent_runs_on_one_destination_both_succeed(tmp_path):
+    src, dst = tmp_path / "videos", tmp_path / "frames"
+    (src / "Wave").mkdir(parents=True)
+    for index in range(6):
+        write_tiny_video(src / "Wave" / f"v{index}.avi", n_frames=30, seed=index)
+    command = [sys.executable, "-m", "core.extract_frames", str(src), str(dst), "--size", "0"]
+    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], [out[0] for out in outputs]
+    for out, _ in outputs:
+        assert ", 0 failed" in out
+    assert sorted(os.listdir(dst / "Wave")) == [f"v{index}" for index in range(6)]  # no private folder left
+    for index in range(6):
+        assert_extracted(dst / "Wave" / f"v{index}", 30)
+
+
+def test_a_name_with_a_newline_stays_on_its_report_line(tmp_path, capsys):
+    (tmp_path / "videos" / "Wave").mkdir(parents=True)
+    (tmp_path / "videos" / "Wave" / "two\nlines.avi").write_bytes(b"not a video" * 10)
+    assert main([str(tmp_path / "videos"), str(tmp_path / "frames")]) == 1
+    captured = capsys.readouterr()
+    failed = [line for line in captured.out.splitlines() if "failed:" in line]
+    assert len(failed) == 1 and "Wave/two\\nlines.avi: not a readable video" in failed[0]
+    assert [line for line in captured.err.splitlines() if "failed:" in line][0].endswith(failed[0].split(": ", 1)[1])

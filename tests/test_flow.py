@@ -226,3 +226,56 @@ def test_help_explains_pairs_and_padding(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "N frames give N - 1 pairs" in help_text and "loop-pads" in help_text
     assert "default: frame folders keep theirs, video files get 240" in help_text
+
+
+def _mark_finished(video_dir):
+    """The .done marker core.extract_frames writes last: the frame count."""
+    count = len([name for name in os.listdir(video_dir) if name.startswith("image_")])
+    with open(os.path.join(video_dir, ".done"), "w") as f:
+        f.write(str(count))
+
+
+def test_only_finished_frame_folders_are_read_and_changed_frames_redo_their_flow(tmp_path, capsys):
+    src = frame_root(tmp_path / "frames", {"a/v1": 3, "a/v2": 4})
+    dst = tmp_path / "flow"
+    _mark_finished(os.path.join(src, "a", "v1"))
+    os.remove(os.path.join(src, "a", "v2", "image_00004.jpg"))  # v2: extraction still running, no marker yet
+    options = dict(method="farneback", size=0, progress=False)
+    summary = flow.compute_dataset(src, str(dst), **options)
+    assert (summary["computed"], summary["pairs"]) == (1, 2)
+    assert summary["failed"][0][0] == "a/v2" and "frames not finished" in summary["failed"][0][1]
+    assert not (dst / "a" / "v2").exists()
+    # The extraction finishes: v2 is computed whole, v1 is left alone.
+    shutil.rmtree(os.path.join(src, "a", "v2"))
+    write_frame_video(os.path.join(src, "a", "v2"), 4, seed=1)
+    _mark_finished(os.path.join(src, "a", "v2"))
+    summary = flow.compute_dataset(src, str(dst), **options)
+    assert (summary["computed"], summary["skipped"], summary["pairs"], summary["failed"]) == (1, 1, 3, [])
+    # v1 is extracted again, longer: its flow is stale and redone.
+    shutil.rmtree(os.path.join(src, "a", "v1"))
+    write_frame_video(os.path.join(src, "a", "v1"), 6, seed=0)
+    _mark_finished(os.path.join(src, "a", "v1"))
+    summary = flow.compute_dataset(src, str(dst), **options)
+    assert (summary["computed"], summary["skipped"], summary["pairs"]) == (1, 1, 5)
+    assert len(os.listdir(dst / "a" / "v1")) == 2 * 5 + 1
+    # --no-markers reads an unfinished folder too.
+    os.remove(os.path.join(src, "a", "v2", ".done"))
+    summary = flow.compute_dataset(src, str(tmp_path / "flow2"), markers=False, **options)
+    assert (summary["computed"], summary["failed"]) == (2, [])
+    capsys.readouterr()
+    # A tree where no folder has a marker was made by another tool: read, with one line saying so.
+    os.remove(os.path.join(src, "a", "v1", ".done"))
+    summary = flow.compute_dataset(src, str(tmp_path / "flow3"), **options)
+    assert (summary["computed"], summary["failed"]) == (2, [])
+    assert "no frame folder has a .done marker: frames made by another tool, read as they are" in \
+        capsys.readouterr().err
+
+
+def test_a_name_with_a_newline_stays_on_its_report_line(tmp_path, capsys):
+    (tmp_path / "videos" / "a").mkdir(parents=True)
+    (tmp_path / "videos" / "a" / "two\nlines.avi").write_bytes(b"not a video" * 10)
+    assert flow.main([str(tmp_path / "videos"), str(tmp_path / "flow"), "--method", "farneback", "--workers", "1"]) == 1
+    captured = capsys.readouterr()
+    assert [line for line in captured.out.splitlines() if "failed:" in line][0].startswith(
+        "  failed: a/two\\nlines.avi: VideoError: ")
+    assert "FAILED a/two\\nlines.avi: VideoError: " in captured.err

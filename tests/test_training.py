@@ -19,6 +19,7 @@ from core.checkpoints import read_state
 from core.cli import train_main
 from core.config import ConfigError, load_config
 from core.engine import ResumeError
+from core.result_path import CheckpointWriteError
 from core.state_dict import StateDictMismatch
 from core.training import LRSchedule, atomic_write, fit, read_log
 from tests._training_data import CLASSES, tiny_config, write_colour_dataset
@@ -508,7 +509,7 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
             f.write("half")
         raise RuntimeError("disk full")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(CheckpointWriteError, match=r"save_1.pth \(disk full: is the disk full\?\); it is left as it"):
         atomic_write(str(path), crash)
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["save_1.pth"]
     atomic_write(str(path), lambda tmp: open(tmp, "w").write("new"))

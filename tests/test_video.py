@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from core.video import VideoError, VideoInfo, iter_frames, probe, resize_short_side
-from tests._data_videos import write_corrupted, write_faststart, write_tiny_video, write_truncated
+from tests._data_videos import (write_corrupted, write_faststart, write_rotated_video, write_tiny_video,
+                                 write_truncated, write_variable_rate_video)
 from tests.conftest import CRICKET_GIF
 
 
@@ -45,7 +46,7 @@ TRUNCATED = "truncated or corrupt: decoded"
 @pytest.mark.parametrize("name, make, reason", [
     ("cut.mp4", lambda p, good: write_truncated(p, good("mp4"), 0.6), "not a readable video"),
     ("cut.avi", lambda p, good: write_truncated(p, good("avi"), 0.6), TRUNCATED),
-    # No frame count in these headers: the duration (1.6 s at 25 fps) says how many frames to expect.
+    # No frame count in these headers: the frames must reach the end of the duration (1.6 s).
     ("cut.mkv", lambda p, good: write_truncated(p, good("mkv"), 0.8), TRUNCATED),
     ("cut.webm", lambda p, good: write_truncated(p, good("webm"), 0.5), TRUNCATED),
     ("cut_faststart.mp4", lambda p, good: write_truncated(p, write_faststart(p.with_name("f.mp4"), good("mp4")), 0.8),
@@ -67,7 +68,7 @@ def test_bad_files_raise_video_error_naming_the_file(tmp_path, name, make, reaso
         probe(path)
     assert error.value.path == str(path) and str(path) in str(error.value) and reason in error.value.reason
     if reason == TRUNCATED:
-        assert "of about 40 frames" in error.value.reason
+        assert ("s of 1.60 s" if path.suffix in (".mkv", ".webm") else "of about 40 frames") in error.value.reason
     with pytest.raises(VideoError):
         list(iter_frames(path))
 
@@ -80,3 +81,26 @@ def test_resize_short_side():
     assert resize_short_side(frame, 0) is frame and resize_short_side(frame, 240) is frame
     flat = np.full((64, 96, 3), 77, np.uint8)
     assert np.all(resize_short_side(flat, 32) == 77)
+
+
+@pytest.mark.parametrize("extension", ["mkv", "webm"])
+def test_intact_variable_rate_videos_are_not_taken_for_truncated(tmp_path, extension):
+    # 30 frames at 30 fps then 30 at 10 fps: 4 s, which the nominal 30 fps would count as about 118 frames.
+    written = write_variable_rate_video(tmp_path / f"vfr.{extension}")
+    assert probe(tmp_path / f"vfr.{extension}").n_frames == 60
+    assert len(list(iter_frames(tmp_path / f"vfr.{extension}"))) == len(written) == 60
+    # The same file cut short is still reported.
+    write_truncated(tmp_path / f"cut.{extension}", tmp_path / f"vfr.{extension}", 0.5)
+    with pytest.raises(VideoError, match="truncated or corrupt: decoded"):
+        probe(tmp_path / f"cut.{extension}")
+
+
+@pytest.mark.parametrize("degrees, turns", [(90, 1), (-90, 3), (180, 2), (0, 0)])
+def test_rotation_metadata_is_applied_as_ffmpeg_does(tmp_path, degrees, turns):
+    stored = write_rotated_video(tmp_path / "phone.mp4", degrees)
+    frames = list(iter_frames(tmp_path / "phone.mp4"))
+    expected = np.rot90(stored, turns)  # counter-clockwise, the display matrix's sense
+    assert frames[0].shape == expected.shape and frames[0].flags["C_CONTIGUOUS"]
+    assert np.abs(frames[0].astype(int) - expected).mean() < 8  # lossy codec
+    info = probe(tmp_path / "phone.mp4")
+    assert (info.height, info.width) == expected.shape[:2]

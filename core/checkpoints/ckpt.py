@@ -29,6 +29,7 @@ SLICE_BYTES = 512 * 2 ** 20  # save_checkpoint's piece size for large tensors
 CRC_MARK = b"crc_num"
 CRC_FOOTER = len(CRC_MARK) + 10
 VARINT, LEN = 0, 2  # protobuf wire types
+MAX_DIMS = 64  # numpy's limit; bounds the list of dims a file can make the reader hold
 
 
 def _varint(value):
@@ -139,6 +140,8 @@ def _read_tensor(stream, length):
     dims, type_name, content = [], None, None
     for field in stream.fields(length, "TensorProto"):
         if field == (1, VARINT):
+            if len(dims) == MAX_DIMS:
+                raise stream.error(f"a tensor of more than {MAX_DIMS} dimensions")
             dims.append(stream.varint())
         elif field == (2, LEN):
             type_name = stream.string()
@@ -199,6 +202,8 @@ def read_ckpt(path):
     or is no checkpoint at all.
     """
     size = os.path.getsize(path)
+    if size == 0:
+        raise CorruptCheckpoint(f"{path}: truncated or corrupt MindSpore checkpoint (the file is empty)")
     with open(path, "rb") as file:
         footer = b""
         if size >= CRC_FOOTER:
