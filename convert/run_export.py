@@ -1,0 +1,76 @@
+"""Export checkpoints, or run exported models, in one framework's process (a worker of `python -m convert.export`).
+
+    python -m convert.run_export BACKEND JOBS.json
+
+BACKEND is torch, paddle, mindspore, or onnxruntime (runs .onnx files and imports no framework).
+JOBS.json is a list of jobs, done in order; a process per backend keeps MindSpore away from torch and
+Paddle (DESIGN.md) and shows that an exported file runs without the code that wrote it:
+  {"export": DST, "checkpoint": SRC, "format": F|null, "layout": L|null, "arch": A|null,
+   "clip_shape": [C, T, H, W], "batch": "dynamic"|N}
+  {"run": MODEL, "input": CLIP.npy, "output": LOGITS.npy}
+The first job that fails ends the worker with one line on stderr, "error: ...", and exit status 1.
+"""
+import importlib
+import json
+import sys
+
+import numpy as np
+
+BACKENDS = ("torch", "paddle", "mindspore", "onnxruntime")
+
+
+def build_with_weights(backend, checkpoint):
+    """The backend's model for `checkpoint` with its weights, in eval mode set by the exporter."""
+    models = importlib.import_module(f"backends.{backend}.models")
+    weights = importlib.import_module(f"backends.{backend}.weights")
+    model = models.build_model(checkpoint.arch, **checkpoint.model_kwargs)
+    weights.load_numpy_state(model, checkpoint.state)
+    return model
+
+
+def _export(backend, job):
+    from convert.checkpoint import read_checkpoint
+    checkpoint = read_checkpoint(job["checkpoint"], job.get("format"), job.get("layout"), job.get("arch"))
+    clip_shape = tuple(job["clip_shape"])
+    channels = checkpoint.model_kwargs["n_input_channels"]
+    if clip_shape[0] != channels:
+        raise ValueError(f"{job['checkpoint']}: the model takes {channels}-channel clips, the clip shape "
+                         f"{list(clip_shape)} has {clip_shape[0]} (set --shape, or the config's modality)")
+    exporter = importlib.import_module(f"backends.{backend}.export")
+    try:
+        exporter.export(build_with_weights(backend, checkpoint), clip_shape, job["export"], job["batch"])
+    except Exception as error:  # each framework raises its own types; name the model and the framework
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RuntimeError(f"{job['export']}: {backend} cannot export {checkpoint.arch} at clip shape "
+                           f"{list(clip_shape)}, batch {job['batch']}: {type(error).__name__}: {message}") from None
+
+
+def _run(backend, job):
+    clip = np.load(job["input"])
+    if backend == "onnxruntime":
+        from core.onnx_predictor import build_onnx_predictor
+        logits = build_onnx_predictor(job["run"])(clip)
+    else:
+        logits = importlib.import_module(f"backends.{backend}.export").run_exported(job["run"], clip)
+    np.save(job["output"], np.asarray(logits, dtype=np.float32))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] not in BACKENDS:
+        sys.exit(__doc__)
+    backend, jobs_path = argv
+    if backend == "mindspore":
+        import mindspore  # noqa: F401  (first, see DESIGN.md)
+    with open(jobs_path) as file:
+        jobs = json.load(file)
+    for job in jobs:
+        try:
+            _export(backend, job) if "export" in job else _run(backend, job)
+        except Exception as error:  # one line for the dispatcher, whatever the framework raised
+            detail = str(error).strip().splitlines()
+            sys.exit(f"error: {detail[0] if detail else type(error).__name__}")
+
+
+if __name__ == "__main__":
+    main()
