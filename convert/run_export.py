@@ -28,9 +28,14 @@ def build_with_weights(backend, checkpoint):
     return model
 
 
-def _export(backend, job):
+def _export(backend, job, models):
+    """Export one job; `models` keeps each checkpoint's model for the next targets of the same file."""
     from convert.checkpoint import read_checkpoint
-    checkpoint = read_checkpoint(job["checkpoint"], job.get("format"), job.get("layout"), job.get("arch"))
+    source = (job["checkpoint"], job.get("format"), job.get("layout"), job.get("arch"))
+    if source not in models:
+        checkpoint = read_checkpoint(*source)
+        models[source] = checkpoint, build_with_weights(backend, checkpoint)
+    checkpoint, model = models[source]
     clip_shape = tuple(job["clip_shape"])
     channels = checkpoint.model_kwargs["n_input_channels"]
     if clip_shape[0] != channels:
@@ -38,7 +43,7 @@ def _export(backend, job):
                          f"{list(clip_shape)} has {clip_shape[0]} (set --shape, or the config's modality)")
     exporter = importlib.import_module(f"backends.{backend}.export")
     try:
-        exporter.export(build_with_weights(backend, checkpoint), clip_shape, job["export"], job["batch"])
+        exporter.export(model, clip_shape, job["export"], job["batch"])
     except Exception as error:  # each framework raises its own types; name the model and the framework
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RuntimeError(f"{job['export']}: {backend} cannot export {checkpoint.arch} at clip shape "
@@ -64,9 +69,10 @@ def main(argv=None):
         import mindspore  # noqa: F401  (first, see DESIGN.md)
     with open(jobs_path) as file:
         jobs = json.load(file)
+    models = {}
     for job in jobs:
         try:
-            _export(backend, job) if "export" in job else _run(backend, job)
+            _export(backend, job, models) if "export" in job else _run(backend, job)
         except Exception as error:  # one line for the dispatcher, whatever the framework raised
             detail = str(error).strip().splitlines()
             sys.exit(f"error: {detail[0] if detail else type(error).__name__}")

@@ -12,6 +12,7 @@ ONNX goes through the TorchScript-based exporter (`dynamo=False`): the torch.exp
 needs the onnxscript package, which the deploy extra does not install.
 """
 import os
+import weakref
 from typing import List
 
 import torch
@@ -53,13 +54,20 @@ class _ClipShapeGuard(torch.nn.Module):
         return self.traced(x)
 
 
+# model -> {(clip_shape, batch): (program, example)}: the targets of one model share its trace.
+_PROGRAMS = weakref.WeakKeyDictionary()
+
+
 def _exported_program(model, clip_shape, batch):
-    """torch.export of `model` in eval mode; batch 'dynamic' makes axis 0 symbolic."""
-    model.eval().requires_grad_(False)
-    example_batch = 2 if batch == "dynamic" else batch  # torch.export specialises a dynamic axis seen as 1
-    example = torch.zeros(example_batch, *clip_shape)
-    dynamic_shapes = ({0: torch.export.Dim("batch", min=1)},) if batch == "dynamic" else None
-    return torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes), example
+    """torch.export of `model` in eval mode (and its example input); batch 'dynamic' makes axis 0 symbolic."""
+    key = (tuple(clip_shape), batch)
+    if key not in _PROGRAMS.setdefault(model, {}):
+        model.eval().requires_grad_(False)
+        example_batch = 2 if batch == "dynamic" else batch  # torch.export specialises a dynamic axis seen as 1
+        example = torch.zeros(example_batch, *clip_shape)
+        dynamic_shapes = ({0: torch.export.Dim("batch", min=1)},) if batch == "dynamic" else None
+        _PROGRAMS[model][key] = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes), example
+    return _PROGRAMS[model][key]
 
 
 def export(model, clip_shape, dst, batch):
