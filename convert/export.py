@@ -97,6 +97,8 @@ def export(src, dst, clip_shape, batch="dynamic", fmt=None, layout=None, arch=No
            tolerance=1e-4, seed=0):
     """Export `src` to `dst`, each framework in its own process; the Verification when `verify`, else None."""
     exporter, runner = target_of(dst)
+    if not os.path.isfile(src):
+        raise FileNotFoundError(f"{src}: no such checkpoint")
     src, dst = os.path.abspath(src), os.path.abspath(dst)
     with tempfile.TemporaryDirectory() as work:
         run_jobs(exporter, [dict(export=dst, checkpoint=src, format=fmt, layout=layout, arch=arch,

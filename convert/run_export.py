@@ -62,8 +62,11 @@ def _run(backend, job):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv in (["-h"], ["--help"]):
+        print(f"usage: python -m convert.run_export BACKEND JOBS.json\n{__doc__}")
+        return
     if len(argv) != 2 or argv[0] not in BACKENDS:
-        sys.exit(__doc__)
+        sys.exit(f"usage: python -m convert.run_export {{{','.join(BACKENDS)}}} JOBS.json")
     backend, jobs_path = argv
     if backend == "mindspore":
         import mindspore  # noqa: F401  (first, see DESIGN.md)

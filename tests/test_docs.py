@@ -9,7 +9,7 @@ from core.config import SCHEMA
 from tests.conftest import ROOT
 
 CLIS = ["core.extract_frames", "core.annotations", "core.synthetic", "core.flow", "core.fuse",
-        "core.eval_accuracy", "core.config", "convert",
+        "core.eval_accuracy", "core.config", "convert", "convert.export", "convert.run_export", "bench.export",
         "backends.torch.train", "backends.torch.evaluate",
         "backends.paddle.train", "backends.paddle.evaluate",
         "backends.mindspore.train", "backends.mindspore.evaluate"]

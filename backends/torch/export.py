@@ -91,6 +91,8 @@ def export(model, clip_shape, dst, batch):
             torch.onnx.export(_ExportedGraph(program.module()), (example,), temporary, dynamo=False,
                               opset_version=ONNX_OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_axes=dynamic_axes)
+            import onnx  # the deploy extra
+            onnx.checker.check_model(temporary, full_check=True)
     atomic_write(dst, write)
 
 
