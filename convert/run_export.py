@@ -20,7 +20,7 @@ BACKENDS = ("torch", "paddle", "mindspore", "onnxruntime")
 
 
 def build_with_weights(backend, checkpoint):
-    """The backend's model for `checkpoint` with its weights, in eval mode set by the exporter."""
+    """The backend's model of `checkpoint`'s architecture, holding its weights (the exporter sets eval mode)."""
     models = importlib.import_module(f"backends.{backend}.models")
     weights = importlib.import_module(f"backends.{backend}.weights")
     model = models.build_model(checkpoint.arch, **checkpoint.model_kwargs)
