@@ -18,7 +18,7 @@ max absolute and relative difference of the logits and exits 1 when the relative
 --tolerance.
 
 examples:
-  python -m convert.export save_200.pth r3d18.onnx --config configs/ucf101.yaml --verify
+  python -m convert.export demo/results/torch/save_16.pth demo/r3d10.onnx --config configs/synthetic.yaml --verify
   python -m convert.export rgb_imagenet.pt i3d.mindir --shape 3 64 224 224 --batch 1 --verify
   python -m convert.export save_16.pdparams deploy/r3d18.json --shape 3 16 112 112
 """

@@ -13,7 +13,7 @@ import pytest
 
 from convert import Checkpoint, write_checkpoint
 from convert.compare import random_state
-from convert.export import TARGETS, compare, main as export_main, run_jobs, seeded_clip
+from convert.export import TARGETS, clip_shape_from, compare, main as export_main, run_jobs, seeded_clip
 from convert.verify import run_model
 from tests.community import write_kenshohara_pth
 
@@ -151,3 +151,13 @@ def test_cli_errors_are_one_line(tmp_path):
     assert "missing.pth" in result.stderr
     result = run(str(tmp_path / "missing.pth"), str(tmp_path / "x.engine"))
     assert result.returncode == 1 and "cannot tell the export target from the extension '.engine'" in result.stderr
+
+
+def test_clip_shape_comes_from_shape_else_the_config(tmp_path):
+    config = tmp_path / "flow.yaml"
+    config.write_text("model: i3d\nmodality: flow\nsample_duration: 8\nsample_size: 40\n")
+    assert clip_shape_from(None, str(config)) == (2, 8, 40, 40)
+    assert clip_shape_from([3, 9, 33, 37], str(config)) == (3, 9, 33, 37)
+    assert clip_shape_from(None, None) == (3, 16, 112, 112)  # the config defaults
+    with pytest.raises(ValueError, match="four positive sizes"):
+        clip_shape_from([3, 0, 32, 32])
