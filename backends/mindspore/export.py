@@ -3,8 +3,9 @@
 mindspore.export (mindspore/train/serialization.py, 2.10) compiles the network in graph mode with
 jit_syntax_level STRICT and writes `<file_name>.mindir`. The input fixes channels, frames, height and
 width; batch 'dynamic' passes Tensor(shape=[None, ...]). I3D computes its TF-"same" padding from the
-input size, which MindSpore's graph compiler only folds when the whole shape is static, so I3D needs a
-fixed batch (`--batch N`): with a dynamic one the compiler stops at the padding with its own message.
+input size: with a dynamic batch the compiler no longer treats the sizes as constants (x.shape, and
+ops.shape after the first ops.pad, were tried), the max() in core.archs.same_padding stops it, and I3D
+needs a fixed batch (`--batch N`). The ResNets and R(2+1)D export with a dynamic batch.
 """
 import os
 import re
