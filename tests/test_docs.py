@@ -11,6 +11,7 @@ from tests.conftest import ROOT
 
 CLIS = ["core.extract_frames", "core.annotations", "core.synthetic", "core.flow", "core.fuse",
         "core.eval_accuracy", "core.config", "convert", "convert.compare", "convert.run_model",
+        "convert.export", "convert.run_export", "bench.export",
         *(f"backends.{name}.{tool}" for name in BACKENDS for tool in ("train", "evaluate"))]
 
 

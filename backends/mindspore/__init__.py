@@ -15,4 +15,6 @@ import platform
 if platform.machine().lower() in ("x86_64", "amd64"):
     os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
+# export.py writes these (DST extension -> the runtime that runs the file, convert/run_export.py).
+EXPORT_TARGETS = {".mindir": "mindspore"}
 NATIVE_FORMAT = "ckpt"

@@ -31,4 +31,6 @@ def mkl_cpu_type(cpuinfo="/proc/cpuinfo"):
 if platform.machine().lower() in ("x86_64", "amd64") and (cpu_type := mkl_cpu_type()):
     os.environ.setdefault("MKL_DEBUG_CPU_TYPE", cpu_type)
 
+# export.py writes these (DST extension -> the runtime that runs the file, convert/run_export.py).
+EXPORT_TARGETS = {".json": "paddle"}
 NATIVE_FORMAT = "pdparams"

@@ -12,9 +12,12 @@ from core.archs.i3d import BN_EPS, BN_MOMENTUM, ENDPOINTS, avg_pool_kernel, mixe
 
 def pad_same(x, kernel, stride):
     """Zero-pad the T, H, W of a (B, C, T, H, W) tensor so that the output size is ceil(size / stride)."""
-    pads = [same_padding(size, k, s) for size, k, s in zip(x.shape[2:], kernel, stride)]
-    # ops.pad takes the last dimension first.
-    return ops.pad(x, tuple(p for before_after in reversed(pads) for p in before_after))
+    # ops.pad takes the last dimension first. A loop, not a nested comprehension: mindspore.export
+    # compiles in STRICT syntax, whose parser takes one 'for' per comprehension.
+    padding = ()
+    for axis in (4, 3, 2):
+        padding += same_padding(x.shape[axis], kernel[axis - 2], stride[axis - 2])
+    return ops.pad(x, padding)
 
 
 class MaxPool3dSamePadding(nn.MaxPool3d):
