@@ -85,6 +85,15 @@ SCHEMA = {
     "plateau_patience": Key(int, 10, "epochs without improvement before plateau lowers the rate"),
     "n_epochs": Key(int, 200, "number of training epochs"),
     "batch_size": Key(int, 128, "clips per batch"),
+    "accumulation_steps": Key(int, 1, "optimizer step every this many batches, on their mean gradient (an "
+                                      "effective batch of batch_size x accumulation_steps; BatchNorm still "
+                                      "normalises each batch alone)"),
+    "label_smoothing": Key(float, 0.0, "training targets (1 - e) one-hot + e / n_classes, as torch's "
+                                       "cross_entropy(label_smoothing=e)"),
+    "mixup_alpha": Key(float, 0.0, "mixup: mix each training batch with a permutation of itself, weight ~ "
+                                   "Beta(alpha, alpha) (0: off)"),
+    "cutmix_alpha": Key(float, 0.0, "cutmix: paste a box of a permuted batch into every frame, area ~ "
+                                    "Beta(alpha, alpha) (0: off; with mixup too, each batch picks one)"),
     "n_threads": Key(int, 4, "data-loading worker processes (0: load in the main process)"),
     "checkpoint": Key(int, 10, "save a checkpoint every this many epochs"),
     "resume_path": Key(PATH, None, "checkpoint to resume training from (or to evaluate)"),
@@ -114,6 +123,8 @@ RANGES = {
     "dampening": _FRACTION, "weight_decay": _AT_LEAST_0, "plateau_patience": _AT_LEAST_0,
     "multistep_milestones": ("a list of epochs, each at least 1", lambda value: all(v >= 1 for v in value)),
     "n_epochs": _AT_LEAST_1, "batch_size": _AT_LEAST_1, "n_threads": _AT_LEAST_0, "checkpoint": _AT_LEAST_1,
+    "accumulation_steps": _AT_LEAST_1, "label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "mixup_alpha": _AT_LEAST_0, "cutmix_alpha": _AT_LEAST_0,
 }
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 

@@ -123,6 +123,8 @@ class Engine:
         if reason and self.rank == 0:
             log(f"[{self.framework}] amp: {reason}; training in float32")
         self.amp = config["amp"] and reason is None
+        self.accumulation_steps = config["accumulation_steps"]
+        self.pending, self.group, self.batches_left = 0, 1, None  # micro-batches of the current update
         self.prepare_training()
 
     # ---- shared ----
@@ -149,13 +151,33 @@ class Engine:
             self.load_weights(model, self.config["pretrain_path"], self.config["n_pretrain_classes"])
         return model
 
-    def begin_epoch(self, epoch, train):
-        """Switch train/eval mode; in train mode reseed the framework RNG with epoch_seed()."""
+    def begin_epoch(self, epoch, train, n_batches=None):
+        """Switch train/eval mode; in train mode reseed the framework RNG with epoch_seed(). `n_batches`, the
+        epoch's training batches, lets the last update of the epoch average the micro-batches it has."""
         self.set_mode(train)
+        self.pending, self.batches_left = 0, n_batches
         if train:
             self.seed(epoch_seed(self.config["manual_seed"], epoch, self.rank))
         elif self.world_size > 1:  # validate with the statistics rank 0's checkpoint saves
             self.distributed.broadcast_batchnorm_statistics(self.model)
+
+    def train_batch(self, x, y):
+        """One batch of training: forward and backward; the optimizer steps once every accumulation_steps
+        batches (and after the epoch's last one), on the mean gradient of the batches since its last step.
+
+        y: class indices (B,), or target distributions (B, n_classes) (label smoothing, mixup, cutmix:
+        core.mixing). Returns (mean loss, logits as numpy)."""
+        if self.pending == 0:
+            left = self.batches_left if self.batches_left is not None else self.accumulation_steps
+            self.group = max(1, min(self.accumulation_steps, left))
+        loss, logits = self.backward(x, y, 1.0 / self.group)
+        self.pending += 1
+        if self.batches_left is not None:
+            self.batches_left -= 1
+        if self.pending == self.group:
+            self.apply_gradients()
+            self.pending = 0
+        return loss, logits
 
     def all_reduce_sum(self, values):
         """The element-wise sums of `values` (floats) over all processes."""
@@ -236,8 +258,13 @@ class Engine:
     def set_lr(self, lr):
         raise NotImplementedError
 
-    def train_batch(self, x, y):
-        """One optimisation step on numpy inputs; returns (mean loss, logits as numpy)."""
+    def backward(self, x, y, scale):
+        """Forward and backward of numpy inputs, adding `scale` x the gradient of the mean loss to the
+        accumulated gradients (y: indices or target distributions); returns (mean loss, logits as numpy)."""
+        raise NotImplementedError
+
+    def apply_gradients(self):
+        """One optimizer step with the accumulated gradients, then clear them."""
         raise NotImplementedError
 
     def eval_batch(self, x, y):

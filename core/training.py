@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from core.archs import arch_name
 from core.config import ConfigError
+from core.mixing import batch_rng, mix_batch, mixes
 
 
 def writes(engine):
@@ -193,15 +194,22 @@ def checkpoint_meta(config, epoch, schedule):
             "config": dict(config)}
 
 
-def _run_epoch(engine, loader, epoch, train, desc):
-    engine.begin_epoch(epoch, train)
+def _run_epoch(engine, loader, epoch, train, desc, config=None):
+    """Loss and clip accuracy of one pass; `config` with label_smoothing / mixup / cutmix mixes training batches
+    (core.mixing)."""
+    engine.begin_epoch(epoch, train, len(loader) if train else None)
     loader.set_epoch(epoch)
     step = engine.train_batch if train else engine.eval_batch
+    mix = train and config is not None and mixes(config)
     total_loss = total_correct = total = 0
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=None if writes(engine) else True)
-    for batch in bar:
+    for index, batch in enumerate(bar):
         x, y = batch[0], batch[1]
-        loss, logits = step(x, y)
+        if mix:  # accuracy against the batch's own labels, the loss against the mixed targets
+            x, targets = mix_batch(x, y, config, batch_rng(config["manual_seed"], epoch, index, engine.rank))
+            loss, logits = step(x, targets)
+        else:
+            loss, logits = step(x, y)
         n = len(y)
         total_loss += float(loss) * n
         total_correct += int((np.argmax(logits, 1) == y).sum())
@@ -240,7 +248,7 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
         lr = schedule.lr(epoch)
         engine.set_lr(lr)
         started = time.time()
-        loss, acc = _run_epoch(engine, train_loader, epoch, True, f"epoch {epoch} train")
+        loss, acc = _run_epoch(engine, train_loader, epoch, True, f"epoch {epoch} train", config)
         seconds = time.time() - started
         line = f"epoch {epoch}/{config['n_epochs']}  lr {lr:.4g}  train loss {loss:.4f} acc {acc:.3f}"
         val_loss = None

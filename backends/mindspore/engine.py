@@ -73,22 +73,20 @@ class Engine(engine.Engine):
     def prepare_training(self):
         def forward(x, y):
             logits = self.model(x)
-            return ops.cross_entropy(logits, y), logits
+            return ops.cross_entropy(logits, y), logits  # y: indices, or target distributions
 
         grad_fn = ms.value_and_grad(forward, None, self.optimizer.parameters, has_aux=True)
         # Averages the gradients over the data-parallel processes.
         reduce_grads = nn.DistributedGradReducer(self.optimizer.parameters, mean=True, degree=self.world_size) \
-            if self.world_size > 1 else None
+            if self.world_size > 1 else (lambda grads: grads)
 
-        def train_step(x, y):
-            (loss, logits), grads = grad_fn(x, y)
-            if reduce_grads is not None:
-                grads = reduce_grads(grads)
-            self.optimizer(grads)
-            return loss, logits
+        def step(grads):
+            self.optimizer(reduce_grads(grads))
 
+        compile_step = ms.jit if self.config["ms_mode"] == "graph" else (lambda function: function)
         self.forward = forward
-        self.train_step = ms.jit(train_step) if self.config["ms_mode"] == "graph" else train_step
+        self.gradients, self.step = compile_step(grad_fn), compile_step(step)
+        self.accumulated = None
 
     def set_mode(self, train):
         self.model.set_train(train)
@@ -97,12 +95,20 @@ class Engine(engine.Engine):
         # In place: after the first step, the optimizer's compiled update ignores a set_data() rate.
         ops.assign(self.optimizer.learning_rate, ms.Tensor(lr, ms.float32))
 
-    def train_batch(self, x, y):
-        loss, logits = self.train_step(ms.Tensor(x), ms.Tensor(y.astype(np.int32)))
+    def backward(self, x, y, scale):
+        (loss, logits), grads = self.gradients(ms.Tensor(x), _targets(y))
+        if scale != 1:
+            grads = tuple(grad * scale for grad in grads)
+        self.accumulated = grads if self.accumulated is None else tuple(
+            total + grad for total, grad in zip(self.accumulated, grads))
         return float(loss.asnumpy()), logits.asnumpy()
 
+    def apply_gradients(self):
+        self.step(self.accumulated)
+        self.accumulated = None
+
     def eval_batch(self, x, y):
-        loss, logits = self.forward(ms.Tensor(x), ms.Tensor(y.astype(np.int32)))
+        loss, logits = self.forward(ms.Tensor(x), _targets(y))
         return float(loss.asnumpy()), logits.asnumpy()
 
     def _optimizer_state(self):
@@ -124,6 +130,11 @@ class Engine(engine.Engine):
             raise ValueError(f"no optimizer state {', '.join(missing[:3])}")
         for param in self._optimizer_state():
             param.set_data(ms.Tensor(checkpoint.optimizer[param.name], dtype=param.dtype))
+
+
+def _targets(y):
+    """Class indices as int32 (ops.cross_entropy's), or target distributions as they are."""
+    return ms.Tensor(y.astype(np.int32) if y.ndim == 1 else y)
 
 
 def build_predictor(config):

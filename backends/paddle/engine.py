@@ -100,17 +100,20 @@ class Engine(engine.Engine):
         x, y = paddle.to_tensor(x), paddle.to_tensor(y)
         with paddle.amp.auto_cast(enable=self.amp):
             logits = network(x)
-        loss = F.cross_entropy(logits.astype("float32"), y)
+        # y: indices, or target distributions (soft labels)
+        loss = F.cross_entropy(logits.astype("float32"), y, soft_label=y.ndim == 2)
         return loss, logits
 
-    def train_batch(self, x, y):
+    def backward(self, x, y, scale):
         loss, logits = self._forward(self.network, x, y)
-        self.optimizer.clear_grad(set_to_zero=False)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss if scale == 1 else loss * scale).backward()
+        return float(loss), logits.astype("float32").numpy()
+
+    def apply_gradients(self):
         with unique_name.guard(self.names):  # the first step creates the accumulators
             self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss), logits.astype("float32").numpy()
+        self.optimizer.clear_grad(set_to_zero=False)
 
     @paddle.no_grad()
     def eval_batch(self, x, y):

@@ -72,19 +72,21 @@ class Engine(engine.Engine):
 
     def _forward(self, network, x, y):
         x = torch.from_numpy(x).to(self.device, non_blocking=True)
-        y = torch.from_numpy(y).to(self.device, non_blocking=True)
+        y = torch.from_numpy(y).to(self.device, non_blocking=True)  # indices, or target distributions
         with torch.autocast(self.device.type, enabled=self.amp):
             logits = network(x)
             loss = F.cross_entropy(logits.float(), y)
         return loss, logits
 
-    def train_batch(self, x, y):
+    def backward(self, x, y, scale):
         loss, logits = self._forward(self.network, x, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.scaler.scale(loss if scale == 1 else loss * scale).backward()
+        return loss.item(), logits.detach().float().cpu().numpy()
+
+    def apply_gradients(self):
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss.item(), logits.detach().float().cpu().numpy()
+        self.optimizer.zero_grad(set_to_none=True)
 
     @torch.no_grad()
     def eval_batch(self, x, y):

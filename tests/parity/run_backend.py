@@ -11,6 +11,9 @@
   sgd      one engine.train_batch with SGD (momentum, L2)      -> <model>/loss, <model>/state/<name>
   adam     the same with Adam                                  -> <model>/loss, <model>/state/<name>
   steps    --steps train_batch calls (SGD) on the same batch   -> <model>/losses
+  accumulate  one SGD update accumulated over the batch's two halves (accumulation_steps 2, BatchNorm on its
+           running statistics)                                 -> <model>/loss, <model>/state/<name>
+--labels holds class indices (B,) or target distributions (B, n_classes): label smoothing, mixup, cutmix.
 Training goes through the backend's real engine (backends.<fw>.engine), with dropout 0.
 The parent side, `run_backends`, starts one process per backend at once and returns their outputs;
 `torch_float64_step` is the exact reference of one step, in the calling process.
@@ -52,13 +55,24 @@ def _forward(backend, arch, kwargs, state, clip):
     return {"logits": np.asarray(interop.forward(model, clip), np.float32)}
 
 
-def _train(backend, arch, kwargs, state, clip, labels, optimizer, steps, lr, momentum, weight_decay):
+def _train(backend, arch, kwargs, state, clip, labels, optimizer, steps, lr, momentum, weight_decay,
+           accumulation_steps=1):
+    """`steps` train_batch calls on the whole batch; with accumulation_steps N, one update made of N slices
+    of the batch, BatchNorm on its running statistics (so that it equals the one step of the whole batch)."""
     interop = load(backend, "interop")
-    engine = load(backend, "engine").Engine(engine_config(arch, kwargs, optimizer, lr, momentum, weight_decay))
+    config = engine_config(arch, kwargs, optimizer, lr, momentum, weight_decay)
+    config["accumulation_steps"] = accumulation_steps
+    engine = load(backend, "engine").Engine(config)
     interop.load_numpy_state(engine.model, state)  # in place: the optimizer keeps its parameters
-    engine.begin_epoch(1, True)
     engine.set_lr(lr)
-    losses = [engine.train_batch(clip, labels)[0] for _ in range(steps)]
+    if accumulation_steps > 1:
+        engine.begin_epoch(1, False, accumulation_steps)
+        losses = [engine.train_batch(part, part_labels)[0] for part, part_labels in
+                  zip(np.array_split(clip, accumulation_steps), np.array_split(labels, accumulation_steps))]
+        losses = [float(np.mean(losses))]
+    else:
+        engine.begin_epoch(1, True)
+        losses = [engine.train_batch(clip, labels)[0] for _ in range(steps)]
     return {"loss": np.float64(losses[0]), "losses": np.asarray(losses, np.float64),
             "state": interop.to_numpy_state(engine.model)}
 
@@ -95,9 +109,11 @@ def run(backend, task, models, weights_path, input_path, labels_path=None, steps
         if task == "forward":
             result = _forward(backend, arch, kwargs, state, model_clip)
         else:
-            labels = np.load(labels_path).astype(np.int64)
+            labels = np.load(labels_path)  # class indices, or target distributions (float)
+            labels = labels.astype(np.int64) if labels.ndim == 1 else labels.astype(np.float32)
             result = _train(backend, arch, kwargs, state, model_clip, labels, "adam" if task == "adam" else "sgd",
-                            steps if task == "steps" else 1, lr, momentum, weight_decay)
+                            steps if task == "steps" else 1, lr, momentum, weight_decay,
+                            2 if task == "accumulate" else 1)
             result = {"losses": result["losses"]} if task == "steps" else \
                 {"loss": result["loss"], **{f"state/{k}": v for k, v in result["state"].items()}}
         outputs.update({f"{model}/{key}": value for key, value in result.items()})
@@ -147,7 +163,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tests.parity.run_backend", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", required=True, choices=BACKENDS)
-    parser.add_argument("--task", required=True, choices=("forward", "sgd", "adam", "steps"))
+    parser.add_argument("--task", required=True, choices=("forward", "sgd", "adam", "steps", "accumulate"))
     parser.add_argument("--models", required=True,
                         help='JSON {model name: [arch (core.archs.ARCHS name), builder kwargs]}')
     parser.add_argument("--weights", required=True, help=".npz of neutral states, keys <model>/<name>")
