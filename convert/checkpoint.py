@@ -3,6 +3,7 @@
 Everything passes through the neutral {name: numpy array} of core.state_dict, checked against
 the shapes the architecture implies (shapes.py) before anything is written.
 """
+import json
 import os
 from dataclasses import dataclass, field, replace
 from typing import Optional
@@ -64,12 +65,35 @@ def read_state(path, native_suffixes, read_native):
     return {name: np.asarray(value, np.float32) for name, value in read_checkpoint(path).state.items()}
 
 
-def write_checkpoint(path, checkpoint, fmt=None, layout="neutral"):
-    """Write `checkpoint` to `path` atomically in format `fmt` (default: from the extension) and `layout`."""
+def write_checkpoint(path, checkpoint, fmt=None, layout="neutral", stored=None):
+    """Write `checkpoint` to `path` atomically in format `fmt` (default: from the extension) and `layout`.
+
+    `stored` ({"class_names", "config"}, core.class_names.read_checkpoint_meta) goes where the training
+    engines keep it: entries of a kenshohara .pth, text entries of a .ckpt, the .pdparams' <stem>.json.
+    Returns whether it could be stored (a flat .pth, .npz or .safetensors holds parameters only).
+    """
     fmt = format_of(path, fmt)
     layout = get_layout(layout, fmt, checkpoint.arch, source=path)
     tree = layout.write(checkpoint.state, fmt, Meta(checkpoint.arch, checkpoint.epoch))
+    stored = {key: value for key, value in (stored or {}).items() if value is not None}
+    if stored and fmt.name == "ckpt":
+        tree.update({key: json.dumps(value) for key, value in stored.items()})
+    elif stored and fmt.name == "pth" and layout.name == "kenshohara":
+        tree.update(stored)
     write_atomically(path, fmt, tree)
+    if stored and fmt.name == "pdparams":
+        sidecar = os.path.splitext(path)[0] + ".json"
+        write_atomically(sidecar, _JSON, stored)
+    return not stored or fmt.name in ("ckpt", "pdparams") or layout.name == "kenshohara"
+
+
+class _JSON:
+    """write_atomically's format for the .pdparams sidecar (as the Paddle engine writes it)."""
+
+    @staticmethod
+    def write(path, tree):
+        with open(path, "w") as file:
+            json.dump(tree, file, indent=1)
 
 
 def replace_head(checkpoint, n_classes, seed=0):
@@ -88,7 +112,9 @@ def replace_head(checkpoint, n_classes, seed=0):
 def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="neutral", arch=None,
             n_classes=None, drop_head=False, log=print):
     """Convert `src` to `dst`; returns the Checkpoint written."""
+    from core.class_names import read_checkpoint_meta  # core.class_names reads files through convert
     checkpoint = read_checkpoint(src, from_fmt, layout_in, arch)
+    stored = read_checkpoint_meta(src)
     kwargs = ", ".join(f"{key}={value}" for key, value in checkpoint.model_kwargs.items())
     log(f"read {src}: {checkpoint.arch}({kwargs}), layout {checkpoint.layout}, "
         f"{len(checkpoint.state)} arrays")
@@ -104,6 +130,10 @@ def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="ne
     elif n_classes is not None and n_classes != checkpoint.model_kwargs["n_classes"]:
         raise ValueError(f"{src}: has {checkpoint.model_kwargs['n_classes']} classes, not {n_classes}; "
                          "add --drop-head to replace the classifier")
-    write_checkpoint(dst, checkpoint, to_fmt, layout_out)
+    if drop_head:
+        stored["class_names"] = None  # the new head's classes are not the file's
+    if not write_checkpoint(dst, checkpoint, to_fmt, layout_out, stored):
+        log(f"not stored in {dst}: the class names / training config of {src} (a flat file holds parameters "
+            "only; .ckpt, .pdparams and --layout-out kenshohara .pth keep them)")
     log(f"wrote {dst} (layout {layout_out})")
     return checkpoint

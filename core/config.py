@@ -161,8 +161,11 @@ def parse_override(text):
     return key.strip(), yaml.safe_load(raw) if raw.strip() else None
 
 
-def load_config(path=None, overrides=(), require_paths=None):
+def load_config(path=None, overrides=(), require_paths=None, base=None, base_source="<base>"):
     """Read a YAML config, apply `key=value` overrides and validate.
+
+    `base` ({key: value}, e.g. the config stored in a checkpoint) replaces the defaults before the
+    file and the overrides apply.
 
     `require_paths` names the path keys that must be set and exist on disk
     (None: `required_paths(modality)`). Any other path that is set must exist,
@@ -182,12 +185,14 @@ def load_config(path=None, overrides=(), require_paths=None):
     where = path or "<no config file>"
     values = {k: spec.default for k, spec in SCHEMA.items()}
     sources = {}  # key -> where its value came from, for the messages of the path checks
-    entries = [(k, v, where) for k, v in raw.items()]
+    entries = [(k, v, base_source) for k, v in (base or {}).items()]
+    entries += [(k, v, where) for k, v in raw.items()]
     entries += [(*parse_override(o), "--set") for o in overrides]
     for key, value, source in entries:
         if key not in SCHEMA:
             raise ConfigError(f"{source}: unknown key '{key}'" + _suggest(key))
-        values[key] = _coerce(key, value, source)
+        # `--set key=` (nothing after '=') restores the key's default, e.g. ft_begin_module after a file set it.
+        values[key] = SCHEMA[key].default if value is None and source == "--set" else _coerce(key, value, source)
         sources[key] = source
     if require_paths is None:
         require_paths = required_paths(values["modality"])

@@ -275,9 +275,11 @@ def load_weights(model, weights, path, n_pretrain_classes=None):
         weights.load_numpy_state(model, state)
 
 
-def checkpoint_meta(config, epoch, schedule):
+def checkpoint_meta(config, epoch, schedule, class_names=None):
+    """What every engine's save stores next to the weights; `class_names` (the training set's label
+    list) lets predict and evaluate name the classes without an annotation file (core.class_names)."""
     return {"epoch": epoch, "arch": arch_name(config), "scheduler": schedule.state_dict(),
-            "config": dict(config)}
+            "config": dict(config), "class_names": list(class_names) if class_names is not None else None}
 
 
 def _run_epoch(engine, loader, epoch, train, desc):
@@ -324,6 +326,7 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
                               start_epoch - 1)
         val_log = CSVLogger(os.path.join(result_path, "val.log"), ["epoch", "loss", "acc"], start_epoch - 1) \
             if val_loader is not None else None
+    class_names = getattr(train_loader.dataset, "class_names", None)
     history = []
     for epoch in range(start_epoch, config["n_epochs"] + 1):
         lr = schedule.lr(epoch)
@@ -347,7 +350,7 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
         log(f"{line}  ({seconds:.0f}s)")
         if epoch % config["checkpoint"] == 0 or epoch == config["n_epochs"]:
             path = os.path.join(result_path, f"save_{epoch}{engine.checkpoint_suffix}")
-            engine.save(path, checkpoint_meta(config, epoch, schedule))
+            engine.save(path, checkpoint_meta(config, epoch, schedule, class_names))
     if main:
         plot_curves(result_path)
     return history

@@ -117,14 +117,14 @@ class MindSporeEngine(Engine):
 
     def save(self, path, meta):
         """save_N.ckpt: model parameters, optimizer state as `optimizer.<name>`, and the metadata as
-        strings (arch, epoch, JSON scheduler and config): numbers would read back as parameters."""
+        strings (arch, epoch, JSON scheduler, config and class names): numbers would read back as parameters."""
         model_params = list(self.model.get_parameters())
         model_names = {p.name for p in model_params}
         params = [{"name": p.name, "data": p} for p in model_params]
         params += [{"name": OPTIMIZER_PREFIX + p.name, "data": p} for p in self.optimizer.get_parameters()
                    if p.name not in model_names]
         extra = {"arch": meta["arch"], "epoch": str(meta["epoch"]), "scheduler": json.dumps(meta["scheduler"]),
-                 "config": json.dumps(meta["config"])}
+                 "config": json.dumps(meta["config"]), "class_names": json.dumps(meta.get("class_names"))}
         atomic_write(path, lambda tmp: ms.save_checkpoint(params, tmp, append_dict=extra))
 
     def load(self, path):

@@ -118,7 +118,7 @@ class PaddleEngine(Engine):
         return float(loss), logits.astype("float32").numpy()
 
     def save(self, path, meta):
-        """save_N.pdparams + save_N.pdopt + save_N.json (arch, epoch, scheduler, config); json last."""
+        """save_N.pdparams + save_N.pdopt + save_N.json (arch, epoch, scheduler, config, class_names); json last."""
         stem = path[: -len(self.checkpoint_suffix)]
         atomic_write(path, lambda tmp: paddle.save(self.model.state_dict(), tmp))
         atomic_write(stem + ".pdopt", lambda tmp: paddle.save(self.optimizer.state_dict(), tmp))

@@ -105,11 +105,11 @@ class TorchEngine(Engine):
         return loss.item(), logits.float().cpu().numpy()
 
     def save(self, path, meta):
-        """kenshohara's save_N.pth {epoch, arch, state_dict, optimizer, scheduler} plus the config,
-        and with amp the GradScaler's state (its scale and growth count) as `scaler`."""
+        """kenshohara's save_N.pth {epoch, arch, state_dict, optimizer, scheduler} plus the config and
+        class names, and with amp the GradScaler's state (its scale and growth count) as `scaler`."""
         state = {"epoch": meta["epoch"], "arch": meta["arch"], "state_dict": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "scheduler": meta["scheduler"],
-                 "config": meta["config"]}
+                 "config": meta["config"], "class_names": meta.get("class_names")}
         if self.amp:
             state["scaler"] = self.scaler.state_dict()
         atomic_write(path, lambda tmp: torch.save(state, tmp))
