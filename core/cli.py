@@ -15,7 +15,7 @@ from core.datasets import AnnotationError, load_annotations, training_set, valid
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader
 from core.state_dict import StateDictMismatch
-from core.training import ResumeError, WeightsFileError, fit, writes
+from core.training import ResumeError, WeightsFileError, fit, weights_report, writes
 
 
 def _with_sets(args, *overrides):
@@ -46,6 +46,13 @@ def _save_config(config, name):
         yaml.safe_dump(dict(config), f, sort_keys=False)
 
 
+def _weights_report(config):
+    try:
+        return weights_report(config)
+    except (ValueError, OSError) as error:  # a file the backend reads natively but convert cannot describe
+        return [f"pretrained weights: {config['pretrain_path']} (loaded; not described: {error})"]
+
+
 def train_main(framework, build_engine, argv=None):
     parser = argparse.ArgumentParser(
         prog=f"python -m backends.{framework}.train",
@@ -72,6 +79,8 @@ def train_main(framework, build_engine, argv=None):
             processes = f" x {engine.world_size} processes" if engine.world_size > 1 else ""
             print(f"[{framework}] training {engine.arch} on {engine.device_name}{processes}: "
                   f"{len(train_loader.dataset)} clips, {config['n_epochs']} epochs -> {config['result_path']}")
+            for line in _weights_report(config):
+                print(f"[{framework}] {line}")
         history = fit(config, engine, train_loader, val_loader)
         engine.finish()
     except (StateDictMismatch, ResumeError, WeightsFileError) as e:  # pretrain/resume file unreadable or unfit

@@ -46,29 +46,53 @@ def score_videos(config, predict, subset, desc="evaluate"):
     return scores, clip_top1 / n_labelled, clip_top5 / n_labelled
 
 
-def write_outputs(config, scores, tag):
+# kenshohara's inference writes <inference_subset>.json with his subset names (train / val / test).
+RESULT_NAMES = {"training": "train", "validation": "val", "testing": "test"}
+
+
+def output_names(tag, subset):
+    """{"results", "scores", "confusion"} file names: val.json, scores_rgb.npz, confusion_rgb.png for the
+    validation subset, train.json / test.json and scores_rgb_train.npz ... for the others."""
+    short = RESULT_NAMES[subset]
+    suffix = "" if subset == "validation" else f"_{short}"
+    return {"results": f"{short}{'' if tag == 'rgb' else '_' + tag}.json", "scores": f"scores_{tag}{suffix}.npz",
+            "confusion": f"confusion_{tag}{suffix}.png"}
+
+
+def write_outputs(config, scores, tag, subset=None):
+    """Write the results JSON, the scores and the confusion matrix; return the confusion matrix (None
+    when no video has a label)."""
     result_path = config["result_path"]
     os.makedirs(result_path, exist_ok=True)
-    suffix = "" if tag == "rgb" else f"_{tag}"
-    metrics.write_val_json(os.path.join(result_path, f"val{suffix}.json"), scores.video_ids, scores.probs,
-                           scores.class_names, config["output_topk"])
-    save_scores(os.path.join(result_path, f"scores_{tag}.npz"), scores.video_ids, scores.labels,
+    names = output_names(tag, subset or config["inference_subset"])
+    metrics.write_val_json(os.path.join(result_path, names["results"]), scores.video_ids, scores.probs,
+                           scores.class_names, config["output_topk"] if config["output_topk"] > 0 else
+                           len(scores.class_names))  # kenshohara: output_topk <= 0 writes every class
+    save_scores(os.path.join(result_path, names["scores"]), scores.video_ids, scores.labels,
                 scores.class_names, scores.logits, scores.probs)
     labelled = scores.labels >= 0  # testing videos (label -1) have no place in a confusion matrix
-    if labelled.any():
-        cm = metrics.confusion_matrix(scores.labels[labelled], scores.probs[labelled].argmax(1),
-                                      len(scores.class_names))
-        metrics.plot_confusion_matrix(cm, scores.class_names, os.path.join(result_path, f"confusion_{tag}.png"))
+    if not labelled.any():
+        return None
+    cm = metrics.confusion_matrix(scores.labels[labelled], scores.probs[labelled].argmax(1), len(scores.class_names))
+    metrics.plot_confusion_matrix(cm, scores.class_names, os.path.join(result_path, names["confusion"]))
+    return cm
 
 
 def evaluate(config, predict, tag="rgb", subset=None, log=print):
     """Score one model on a subset, write its outputs and print its accuracy."""
     subset = subset or config["inference_subset"]
     scores, clip1, clip5 = score_videos(config, predict, subset, desc=f"evaluate {tag}")
-    write_outputs(config, scores, tag)
+    cm = write_outputs(config, scores, tag, subset)
     video = accuracies(scores)
-    log(f"[{tag}] {len(scores.video_ids)} videos of '{subset}': clip top-1 {clip1:.4f} top-5 {clip5:.4f} | "
-        f"video top-1 {video['top1']:.4f} top-5 {video['top5']:.4f} mean class {video['mean_class']:.4f}")
+    written = output_names(tag, subset)["results"]
+    if cm is None:  # no labels (the testing subset): scores only, no accuracy to print
+        log(f"[{tag}] {len(scores.video_ids)} videos of '{subset}', none labelled: scores in {written}")
+        return scores, video
+    top5 = len(scores.class_names) > 5  # top-5 of 5 classes or fewer is always 1
+    log(f"[{tag}] {len(scores.video_ids)} videos of '{subset}' ({int(cm.sum())} labelled): clip top-1 {clip1:.4f}"
+        + (f" top-5 {clip5:.4f}" if top5 else "") + f" | video top-1 {video['top1']:.4f}"
+        + (f" top-5 {video['top5']:.4f}" if top5 else "") + f" mean class {video['mean_class']:.4f} -> {written}")
+    log(metrics.per_class_table(cm, scores.class_names))
     return scores, video
 
 
@@ -78,7 +102,7 @@ def evaluate_joint(rgb_config, rgb_predict, flow_config, flow_predict, method="s
     rgb_scores, rgb = evaluate(rgb_config, rgb_predict, "rgb", subset, log)
     flow_scores, flow = evaluate(flow_config, flow_predict, "flow", subset, log)
     joint_scores = fuse(rgb_scores, flow_scores, method)
-    write_outputs(rgb_config, joint_scores, "joint")
+    write_outputs(rgb_config, joint_scores, "joint", subset)
     joint = accuracies(joint_scores)
     log(f"{len(joint_scores.video_ids)} videos of '{subset or rgb_config['inference_subset']}'")
     log(accuracy_table({"rgb": rgb, "flow": flow, f"joint ({method})": joint}))

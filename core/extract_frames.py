@@ -20,12 +20,13 @@ video ids. A video id found in more than one split is renamed to <split>_<video_
 (`python -m core.annotations folders` applies the same rule); ids that still collide (the same name
 in two classes of one split) are reported as failures and only the first is kept.
 
-Frames are resized so the shorter side is --size pixels (0 keeps the size), optionally resampled to
---fps, and saved with --quality. Each finished folder gets a `.done` marker holding its frame count,
-written after the last frame, so an interrupted run can simply be started again: finished videos are
-skipped and half-written folders are redone. Corrupt, truncated, empty and non-video files are
-reported by name and skipped; the exit status is 1 when any video failed. Re-extracting with other
-settings needs a fresh DST.
+Frames larger than --size pixels (shorter side) are shrunk to it, smaller ones are kept (--upscale
+enlarges them too; 0 keeps every size); it prints the layout it detected and the ids it renamed.
+Frames are optionally resampled to --fps, and saved with --quality. Each finished folder gets a
+`.done` marker holding its frame count, written after the last frame, so an interrupted run can
+simply be started again: finished videos are skipped and half-written folders are redone. Corrupt,
+truncated, empty and non-video files are reported by name and skipped; the exit status is 1 when any
+video failed. Re-extracting with other settings needs a fresh DST.
 """
 import argparse
 import csv
@@ -169,14 +170,20 @@ def is_finished(frames_dir):
         return False
 
 
-def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95):
-    """Write a video's frames to frames_dir (cleared first), then the completion marker; return the count."""
+def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95, upscale=False):
+    """Write a video's frames to frames_dir (cleared first), then the completion marker; return the count.
+
+    Frames whose shorter side exceeds `size` are shrunk to it; smaller ones are kept as they are unless
+    `upscale` (enlarging adds no detail, only disk: a 112 px video at 240 takes 4.6x the space).
+    """
     shutil.rmtree(frames_dir, ignore_errors=True)
     os.makedirs(frames_dir)
     n_frames = 0
     try:
         for n_frames, frame in enumerate(iter_frames(video_path, fps), 1):
-            image = cv2.cvtColor(resize_short_side(frame, size), cv2.COLOR_RGB2BGR)
+            if upscale or min(frame.shape[:2]) > size:
+                frame = resize_short_side(frame, size)
+            image = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             frame_path = os.path.join(frames_dir, FRAME_TEMPLATE.format(n_frames))
             if not cv2.imwrite(frame_path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
                 raise OSError(f"{frame_path}: cannot write the frame")
@@ -190,24 +197,25 @@ def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95):
 
 def _extract_task(task):
     """Worker: returns (status, Outcome) with status "ok", "skipped" or "failed"."""
-    video, frames_dir, size, fps, quality = task
+    video, frames_dir, size, fps, quality, upscale = task
     if is_finished(frames_dir):
         return "skipped", Outcome(video.path, frames_dir, count_frames(frames_dir), "already extracted")
     try:
-        return "ok", Outcome(video.path, frames_dir, extract_video(video.path, frames_dir, size, fps, quality))
+        return "ok", Outcome(video.path, frames_dir, extract_video(video.path, frames_dir, size, fps, quality, upscale))
     except VideoError as error:
         return "failed", Outcome(video.path, frames_dir, 0, error.reason)
     except OSError as error:
         return "failed", Outcome(video.path, frames_dir, 0, str(error))
 
 
-def extract_dataset(src, dst, size=SIZE, fps=None, quality=95, workers=1, layout="auto", csv=None):
+def extract_dataset(src, dst, size=SIZE, fps=None, quality=95, workers=1, layout="auto", csv=None, upscale=False):
     """Extract every video under src into dst/<class>/<video_id>/; return a Summary."""
     videos, duplicates = list_videos(src, layout, csv)
     summary = Summary()
     for video in duplicates:
         summary.failed.append(Outcome(video.path, "", 0, f"duplicate video id {video.video_id}"))
-    tasks = [(video, os.path.join(dst, video.label, video.video_id), size, fps, quality) for video in videos]
+    tasks = [(video, os.path.join(dst, video.label, video.video_id), size, fps, quality, upscale)
+             for video in videos]
     # Spawned workers do not inherit the parent's threads or locks (forking them can deadlock).
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
     results = pool.imap(_extract_task, tasks) if pool else map(_extract_task, tasks)
@@ -229,7 +237,10 @@ def main(argv=None):
     parser.add_argument("src", help="folder of videos")
     parser.add_argument("dst", help="output folder of frame folders")
     parser.add_argument("--size", type=int, default=SIZE,
-                        help=f"shorter side in pixels (default {SIZE}); 0 keeps the size")
+                        help=f"shrink frames whose shorter side is larger to this many pixels (default {SIZE}); "
+                             "smaller videos are kept as they are (see --upscale); 0 keeps every size")
+    parser.add_argument("--upscale", action="store_true",
+                        help="also enlarge smaller videos to --size (kenshohara's generate_video_jpgs.py scales all)")
     parser.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality, 1..100")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
@@ -244,8 +255,17 @@ def main(argv=None):
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
     try:
+        layout = args.layout if args.layout != "auto" else detect_layout(args.src, args.csv)
+        print(f"{args.src}: layout '{layout}'" + ("" if args.layout != "auto" else
+              {"csv": " (--csv given)", "splits": " (split folders of class folders found)",
+               "classes": " (class folders; no train/val/test split folders found)"}[layout]))
+        renamed = sorted(v.video_id for v in list_videos(args.src, layout, args.csv)[0]
+                         if v.video_id != os.path.splitext(os.path.basename(v.path))[0])
+        if renamed:
+            print(f"{len(renamed)} video ids occur in several splits and get their split as prefix "
+                  f"(e.g. {renamed[0]}): {', '.join(renamed[:5])}{' ...' if len(renamed) > 5 else ''}")
         summary = extract_dataset(args.src, args.dst, args.size, args.fps, args.quality, args.workers,
-                                  args.layout, args.csv)
+                                  layout, args.csv, args.upscale)
     except (ValueError, OSError) as error:
         parser.error(str(error))
     print(f"extracted {len(summary.ok)} videos, skipped {len(summary.skipped)} already extracted, "

@@ -216,6 +216,41 @@ def trainable_names(names, ft_begin_module):
     return names[tops.index(ft_begin_module):]
 
 
+def weights_report(config):
+    """Lines saying what training does to the weights: the pretrained file read (architecture, classes),
+    the head replaced (old -> new classes), the trainable modules and their parameter count.
+    Framework-free: shapes from convert (the file) and the architecture registry (the model)."""
+    from convert.checkpoint import read_checkpoint
+    from convert.shapes import HEADS, expected_shapes, family
+    from core.archs import model_kwargs
+
+    arch = arch_name(config)
+    shapes = expected_shapes(arch, **model_kwargs(config))
+    lines = []
+    if config["pretrain_path"]:
+        pretrained = read_checkpoint(config["pretrain_path"])
+        old, new = pretrained.model_kwargs["n_classes"], config["n_classes"]
+        epoch = f", epoch {pretrained.epoch}" if pretrained.epoch is not None else ""
+        lines.append(f"pretrained weights: {config['pretrain_path']} (layout {pretrained.layout}, "
+                     f"{pretrained.arch}, {old} classes{epoch})")
+        head = HEADS[family(arch)][0].rsplit(".", 1)[0]
+        lines.append(f"head {head}: replaced, {old} -> {new} classes, freshly initialised" if old != new else
+                     f"head {head}: kept from the file ({new} classes)")
+    else:
+        lines.append(f"weights: random initialisation (seed {config['manual_seed']}), no pretrain_path")
+        if config["ft_begin_module"]:
+            lines.append(f"warning: ft_begin_module '{config['ft_begin_module']}' without pretrain_path freezes the "
+                         "modules before it at their random initialisation (kenshohara applies it only when "
+                         "fine-tuning); set ft_begin_module: '' to train everything")
+    parameters = {name: int(np.prod(shape)) for name, shape in shapes.items()
+                  if not name.endswith(("running_mean", "running_var"))}
+    trainable = trainable_names(parameters, config["ft_begin_module"])
+    modules = list(dict.fromkeys(name.split(".")[0] for name in trainable))
+    lines.append(f"trainable: {', '.join(modules)}: {sum(parameters[n] for n in trainable):,} of "
+                 f"{sum(parameters.values()):,} parameters")
+    return lines
+
+
 def sgd_options(config):
     """SGD's momentum, dampening, nesterov and weight_decay for every backend, as kenshohara's main.py
     derives them: Nesterov momentum runs without dampening, whatever `dampening` says."""
@@ -321,11 +356,13 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
         start_epoch = int(meta["epoch"]) + 1
         if main:
             log(f"resumed from {config['resume_path']} (epoch {meta['epoch']})")
+    best_acc = _best_val_acc(result_path, start_epoch - 1) if val_loader is not None else None
     if main:
         train_log = CSVLogger(os.path.join(result_path, "train.log"), ["epoch", "loss", "acc", "lr", "time"],
                               start_epoch - 1)
         val_log = CSVLogger(os.path.join(result_path, "val.log"), ["epoch", "loss", "acc"], start_epoch - 1) \
             if val_loader is not None else None
+        board = EventWriter(result_path, start_epoch)
     class_names = getattr(train_loader.dataset, "class_names", None)
     history = []
     for epoch in range(start_epoch, config["n_epochs"] + 1):
@@ -345,12 +382,47 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
             continue
         train_log.log({"epoch": epoch, "loss": f"{loss:.6f}", "acc": f"{acc:.6f}", "lr": f"{lr:.6g}",
                        "time": f"{seconds:.1f}"})
+        board.add_epoch(epoch, {"train/loss": loss, "train/acc": acc, "train/lr": lr})
         if val_loader is not None:
             val_log.log({"epoch": epoch, "loss": f"{val_loss:.6f}", "acc": f"{val_acc:.6f}"})
+            board.add_epoch(epoch, {"val/loss": val_loss, "val/acc": val_acc})
+        if val_loader is not None and (best_acc is None or val_acc > best_acc):
+            best_acc = val_acc
+            engine.save(os.path.join(result_path, f"save_best{engine.checkpoint_suffix}"),
+                        checkpoint_meta(config, epoch, schedule, class_names))
+            line += "  (best: save_best)"
         log(f"{line}  ({seconds:.0f}s)")
         if epoch % config["checkpoint"] == 0 or epoch == config["n_epochs"]:
             path = os.path.join(result_path, f"save_{epoch}{engine.checkpoint_suffix}")
             engine.save(path, checkpoint_meta(config, epoch, schedule, class_names))
+        plot_curves(result_path)  # every epoch: a run can be watched (and a killed one keeps its plot)
     if main:
-        plot_curves(result_path)
+        board.close()
     return history
+
+
+def _best_val_acc(result_path, last_epoch):
+    """The best validation accuracy logged up to `last_epoch` (a resumed run's save_best bar); None if none."""
+    path = os.path.join(result_path, "val.log")
+    if not last_epoch or not os.path.exists(path):
+        return None
+    accuracies = [float(row["acc"]) for row in read_log(path) if int(row["epoch"]) <= last_epoch]
+    return max(accuracies, default=None)
+
+
+class EventWriter:
+    """TensorBoard event files in result_path, one scalar per tag and epoch (kenshohara's --tensorboard
+    tags: train/loss, train/acc, train/lr, val/loss, val/acc; his train/lr logs the accuracy by mistake,
+    here it is the rate). A resumed run purges the events after the epoch it resumes from."""
+
+    def __init__(self, result_path, start_epoch):
+        from tensorboardX import SummaryWriter
+        self.writer = SummaryWriter(logdir=result_path, purge_step=start_epoch if start_epoch > 1 else None)
+
+    def add_epoch(self, epoch, values):
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, epoch)
+        self.writer.flush()
+
+    def close(self):
+        self.writer.close()
