@@ -6,11 +6,13 @@ messages and outputs are the same in PyTorch, Paddle and MindSpore.
 """
 import argparse
 import os
+import sys
 import time
 
 import yaml
 
-from core.config import ConfigError, add_config_arguments, config_from_args, required_paths
+from core.config import ConfigError, add_config_arguments, add_kenshohara_arguments, config_from_args, required_paths
+from core.class_names import read_checkpoint_meta
 from core.datasets import AnnotationError, load_annotations, training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader
@@ -40,6 +42,20 @@ def _check_n_classes(config):
                          f"{config['annotation_path']} has {len(labels)} labels; set n_classes: {len(labels)}")
 
 
+def _check_class_names(config):
+    """Warn when the checkpoint was trained on other class names (or another order) than the annotation's
+    labels: every accuracy would then compare the wrong classes."""
+    try:
+        stored = read_checkpoint_meta(config["resume_path"])["class_names"]
+    except (OSError, ValueError):
+        return  # the predictor's reader names the file's problem
+    labels, _ = load_annotations(config["annotation_path"], config["inference_subset"])
+    if stored and stored != labels:
+        print(f"warning: {config['resume_path']} was trained on the classes {stored[:5]}{' ...' * (len(stored) > 5)}, "
+              f"but {config['annotation_path']} lists {labels[:5]}{' ...' * (len(labels) > 5)}: its scores are "
+              "compared with the annotation's label order", file=sys.stderr)
+
+
 def _save_config(config, name):
     os.makedirs(config["result_path"], exist_ok=True)
     with open(os.path.join(config["result_path"], name), "w") as f:
@@ -53,7 +69,7 @@ def _weights_report(config):
         return [f"pretrained weights: {config['pretrain_path']} (loaded; not described: {error})"]
 
 
-def train_main(framework, build_engine, argv=None):
+def train_main(framework, build_engine, argv=None, build_predictor=None):
     parser = argparse.ArgumentParser(
         prog=f"python -m backends.{framework}.train",
         description=f"Train a 3D CNN with {framework}: train + validation every epoch, CSV logs "
@@ -61,7 +77,14 @@ def train_main(framework, build_engine, argv=None):
                     "Set resume_path to continue an interrupted run. Under the framework's launcher (torchrun, "
                     "paddle.distributed.launch, msrun) it trains data-parallel: see docs/distributed.md.")
     add_config_arguments(parser)
-    config = _load(parser.parse_args(argv))
+    add_kenshohara_arguments(parser, modes=True)
+    args = parser.parse_args(argv)
+    if (args.no_train or args.inference_no_average) and not args.inference:
+        parser.error("--no_train / --inference_no_average without --inference: nothing to run (kenshohara's "
+                     "inference is --no_train --inference --resume_path CKPT)")
+    if args.no_train:
+        return _inference(framework, build_predictor, _load(args, ("resume_path",)), args.inference_no_average)
+    config = _load(args)
     started = time.time()
     try:
         engine = build_engine(config)  # in a data-parallel launch, joins the other processes
@@ -89,7 +112,21 @@ def train_main(framework, build_engine, argv=None):
         raise SystemExit(f"config error: {e}") from None
     if writes(engine):
         print(f"[{framework}] training done in {time.time() - started:.0f}s")
+        if args.inference:  # kenshohara's --inference after training: the last epoch's model
+            last = os.path.join(config["result_path"], f"save_{config['n_epochs']}{engine.checkpoint_suffix}")
+            _inference(framework, build_predictor, _load(_with_sets(args, f"resume_path={last}")),
+                       args.inference_no_average)
     return history
+
+
+def _inference(framework, build_predictor, config, no_average):
+    """kenshohara's --inference: evaluate resume_path on inference_subset, results in <subset>.json."""
+    try:
+        predict = build_predictor(config)
+    except (StateDictMismatch, WeightsFileError) as e:
+        raise SystemExit(f"cannot evaluate: {e}") from None
+    print(f"[{framework}] inference of {config['resume_path']} on '{config['inference_subset']}'")
+    return evaluate(config, predict, config["modality"], no_average=no_average)
 
 
 def evaluate_main(framework, build_predictor, argv=None):
@@ -108,6 +145,7 @@ def evaluate_main(framework, build_predictor, argv=None):
                         help="joint mode: mean of softmax scores (default) or sum of logits")
     parser.add_argument("--subset", choices=("training", "validation", "testing"),
                         help="subset to evaluate (default: the config's inference_subset)")
+    add_kenshohara_arguments(parser)
     args = parser.parse_args(argv)
     # --mode rgb / flow decides which frames root is read (and must exist), whatever the file's modality.
     base = config_from_args(_with_sets(args, *([f"modality={args.mode}"] if args.mode in ("rgb", "flow") else [])),
@@ -131,6 +169,7 @@ def evaluate_main(framework, build_predictor, argv=None):
         return _load(_with_sets(args, *overrides), ("resume_path",))
 
     def predictor(config):
+        _check_class_names(config)
         try:
             return build_predictor(config)
         except (StateDictMismatch, WeightsFileError) as e:  # e.g. a flow checkpoint given as the RGB model

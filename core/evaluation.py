@@ -7,6 +7,7 @@ its clips' logits is kept for logit-sum fusion. Outputs in result_path:
 `val.json` (kenshohara's format, top-k), `scores_<tag>.npz` (core.scores,
 read by core.fuse), `confusion_<tag>.png` (of the labelled videos; none without any).
 """
+import json
 import os
 
 import numpy as np
@@ -17,10 +18,14 @@ from core.datasets import evaluation_set
 from core.fuse import accuracies, accuracy_table, fuse
 from core.loader import BatchLoader
 from core.scores import Scores, save_scores
+from core.training import atomic_write
 
 
-def score_videos(config, predict, subset, desc="evaluate"):
-    """Run every clip of `subset` through `predict`; return (Scores, clip accuracy top-1, top-5)."""
+def score_videos(config, predict, subset, desc="evaluate", clip_records=None):
+    """Run every clip of `subset` through `predict`; return (Scores, clip accuracy top-1, top-5).
+
+    `clip_records`, a list, receives (video id, [first frame, last frame + 1], softmax) per clip.
+    """
     dataset = evaluation_set(config, subset)
     batch_size = config["inference_batch_size"] or config["batch_size"]
     loader = BatchLoader(dataset, batch_size, shuffle=False, seed=config["manual_seed"],
@@ -30,6 +35,10 @@ def score_videos(config, predict, subset, desc="evaluate"):
     clip_top1 = clip_top5 = n_labelled = 0
     for x, y, video_index in tqdm(loader, desc=desc, dynamic_ncols=True, disable=None):
         logits = np.asarray(predict(x), np.float64)
+        if clip_records is not None:
+            for probs in metrics.softmax(logits):
+                clip_video, frames = dataset.clips[len(clip_records)]
+                clip_records.append((dataset.video_ids[clip_video], [min(frames), max(frames) + 1], probs))
         logit_sums.add(logits, video_index)
         prob_sums.add(metrics.softmax(logits), video_index)
         labelled = y >= 0  # testing videos (label -1) have no accuracy
@@ -78,11 +87,29 @@ def write_outputs(config, scores, tag, subset=None):
     return cm
 
 
-def evaluate(config, predict, tag="rgb", subset=None, log=print):
-    """Score one model on a subset, write its outputs and print its accuracy."""
+def write_clip_results(path, clip_records, class_names, top_k):
+    """kenshohara's --inference_no_average results: {"results": {video: [{"segment", "result": top-k}, ...]}}."""
+    results = {}
+    for video_id, segment, probs in clip_records:
+        entry = metrics.video_results([video_id], probs[None], class_names, top_k)[video_id]
+        results.setdefault(video_id, []).append({"segment": segment, "result": entry})
+    atomic_write(path, lambda tmp: open(tmp, "w").write(json.dumps({"results": results})))
+
+
+def evaluate(config, predict, tag="rgb", subset=None, log=print, no_average=False):
+    """Score one model on a subset, write its outputs and print its accuracy.
+
+    `no_average` (kenshohara's --inference_no_average): the results JSON lists every clip's top-k with its
+    segment instead of the video's average (the scores and accuracies are still the video's).
+    """
     subset = subset or config["inference_subset"]
-    scores, clip1, clip5 = score_videos(config, predict, subset, desc=f"evaluate {tag}")
+    clip_records = [] if no_average else None
+    scores, clip1, clip5 = score_videos(config, predict, subset, desc=f"evaluate {tag}", clip_records=clip_records)
     cm = write_outputs(config, scores, tag, subset)
+    if no_average:
+        write_clip_results(os.path.join(config["result_path"], output_names(tag, subset)["results"]), clip_records,
+                           scores.class_names, config["output_topk"] if config["output_topk"] > 0 else
+                           len(scores.class_names))
     video = accuracies(scores)
     written = output_names(tag, subset)["results"]
     if cm is None:  # no labels (the testing subset): scores only, no accuracy to print

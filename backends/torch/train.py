@@ -2,8 +2,8 @@
 
 On N GPUs or processes: torchrun --nproc_per_node N -m backends.torch.train ... (docs/distributed.md)
 """
-from backends.torch.engine import TorchEngine
+from backends.torch.engine import TorchEngine, build_predictor
 from core.cli import train_main
 
 if __name__ == "__main__":
-    train_main("torch", TorchEngine)
+    train_main("torch", TorchEngine, build_predictor=build_predictor)
