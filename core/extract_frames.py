@@ -1,6 +1,6 @@
 """Extract the frames of a video dataset as JPEG folders, kenshohara's layout.
 
-    python -m core.extract_frames SRC DST [--size 240] [--fps F] [--quality 95] [--workers N]
+    python -m core.extract_frames SRC DST [--size 240] [--upscale] [--fps F] [--quality 95] [--workers N]
                                           [--layout auto|classes|splits|csv] [--csv FILE]
 
 writes DST/<class>/<video_id>/image_00001.jpg, image_00002.jpg, ... where video_id is the video's

@@ -12,7 +12,8 @@ CLIS = ["core.extract_frames", "core.annotations", "core.synthetic", "core.flow"
         "core.eval_accuracy", "core.config", "convert",
         "backends.torch.train", "backends.torch.evaluate",
         "backends.paddle.train", "backends.paddle.evaluate",
-        "backends.mindspore.train", "backends.mindspore.evaluate"]
+        "backends.mindspore.train", "backends.mindspore.evaluate",
+        "backends.torch.predict", "backends.paddle.predict", "backends.mindspore.predict"]
 
 
 def test_every_config_key_is_in_the_readme():
