@@ -24,6 +24,7 @@ class Checkpoint:
     layout: str = "neutral"  # the layout it was read in
     epoch: Optional[int] = None
     dropped: list = field(default_factory=list)  # training state left out when reading
+    stored: dict = field(default_factory=dict)  # class names and config kept with it (core.class_names)
 
 
 def read_checkpoint(path, fmt=None, layout=None, arch=None):
@@ -32,8 +33,10 @@ def read_checkpoint(path, fmt=None, layout=None, arch=None):
     The architecture comes from the file when it says so, else from `arch`, else from the shapes.
     Raises core.state_dict.StateDictMismatch when the parameters do not fit that architecture.
     """
+    from core.class_names import stored_meta  # core.class_names reads files through convert
     fmt = format_of(path, fmt)
     tree = fmt.read(path)
+    stored = stored_meta(path, tree)
     layout = get_layout(layout or detect_layout(tree, fmt), fmt, source=path)
     state, meta = layout.read(tree, fmt, path)
     del tree
@@ -49,7 +52,7 @@ def read_checkpoint(path, fmt=None, layout=None, arch=None):
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     check_state(expected_shapes(arch, **model_kwargs), shapes, source=path)
-    return Checkpoint(state, arch, model_kwargs, layout.name, meta.epoch, meta.dropped)
+    return Checkpoint(state, arch, model_kwargs, layout.name, meta.epoch, meta.dropped, stored)
 
 
 def read_state(path, native_suffixes, read_native):
@@ -112,9 +115,8 @@ def replace_head(checkpoint, n_classes, seed=0):
 def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="neutral", arch=None,
             n_classes=None, drop_head=False, log=print):
     """Convert `src` to `dst`; returns the Checkpoint written."""
-    from core.class_names import read_checkpoint_meta  # core.class_names reads files through convert
     checkpoint = read_checkpoint(src, from_fmt, layout_in, arch)
-    stored = read_checkpoint_meta(src)
+    stored = dict(checkpoint.stored)
     kwargs = ", ".join(f"{key}={value}" for key, value in checkpoint.model_kwargs.items())
     log(f"read {src}: {checkpoint.arch}({kwargs}), layout {checkpoint.layout}, "
         f"{len(checkpoint.state)} arrays")

@@ -28,15 +28,18 @@ def _decoded(value):
 def read_checkpoint_meta(path):
     """{"class_names": list or None, "config": dict or None} stored with the checkpoint at `path`."""
     extension = os.path.splitext(path)[1].lower()
-    found = {}
-    if extension == ".pdparams":
-        sidecar = path[: -len(extension)] + ".json"
-        if os.path.isfile(sidecar):
-            with open(sidecar) as f:
-                found = json.load(f)
-    elif EXTENSIONS.get(extension) in ("pth", "ckpt"):
-        tree = FORMATS[EXTENSIONS[extension]].read(path)
-        found = tree if isinstance(tree, dict) else {}
+    tree = FORMATS[EXTENSIONS[extension]].read(path) if EXTENSIONS.get(extension) in ("pth", "ckpt") else None
+    return stored_meta(path, tree)
+
+
+def stored_meta(path, tree=None):
+    """read_checkpoint_meta from the `tree` a format's reader already made of `path` (None for a .pdparams,
+    whose names are in its sidecar <stem>.json)."""
+    found = tree if isinstance(tree, dict) else {}
+    stem, extension = os.path.splitext(path)
+    if extension.lower() == ".pdparams" and os.path.isfile(stem + ".json"):
+        with open(stem + ".json") as f:
+            found = json.load(f)
     names, config = _decoded(found.get("class_names")), _decoded(found.get("config"))
     if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         names = None
