@@ -18,6 +18,8 @@ import io
 import json
 import os
 import sys
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -105,7 +107,35 @@ class VideoScorer:
 
     def score(self, path):
         """{"windows": [(first frame, last frame) 1-based], "logits": n_windows x n_classes, "fps", "n_frames"}."""
-        frames, size, fps = self.frames(path)
+        return self._score_frames(*self.frames(path))
+
+    def score_all(self, paths, workers=0):
+        """Yield (path, score(path) or the VideoError it raised) in order; `workers` threads decode the next
+        videos while the model scores one (PyAV releases the GIL), at most `workers` + 1 decoded at a time."""
+        def decode(path):
+            try:
+                return self.frames(path)
+            except VideoError as error:
+                return error
+
+        def scored(decoded):
+            return decoded if isinstance(decoded, VideoError) else self._score_frames(*decoded)
+
+        if workers < 1:
+            yield from ((path, scored(decode(path))) for path in paths)
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+            pending = deque()
+            for path in paths:
+                pending.append((path, pool.submit(decode, path)))
+                if len(pending) > workers:
+                    done, future = pending.popleft()
+                    yield done, scored(future.result())
+            while pending:
+                done, future = pending.popleft()
+                yield done, scored(future.result())
+
+    def _score_frames(self, frames, size, fps):
         windows = self.temporal(list(range(1, len(frames) + 1)))
         logits = []
         for begin in range(0, len(windows), self.batch_size):
@@ -227,12 +257,10 @@ def predict_main(framework, build_predictor, argv=None):
     videos, missing = find_videos(args.inputs)
     failed = [(path, "no such file or folder") for path in missing]
     results, used_names = {}, set()
-    for path in videos:
-        try:
-            scored = scorer.score(path)
-        except VideoError as error:
-            failed.append((path, error.reason))
-            print(f"skipped {path}: {error.reason}", file=sys.stderr)
+    for path, scored in scorer.score_all(videos, config["n_threads"]):
+        if isinstance(scored, VideoError):
+            failed.append((path, scored.reason))
+            print(f"skipped {path}: {scored.reason}", file=sys.stderr)
             continue
         probs = metrics.softmax(scored["logits"]).mean(0)
         key = _video_key(path)

@@ -120,24 +120,29 @@ def test_predict_on_video_files_matches_evaluate_on_their_frames(journey):
     assert 0 < difference < 5e-3
 
 
-def test_bad_files_are_named_and_skipped_and_community_files_print_indices(journey, tmp_path):
+def test_bad_files_are_named_and_skipped_and_community_files_print_indices(journey, tmp_path, capsys):
+    from backends.torch.engine import build_predictor
+    from core.predict import predict_main
     root, _ = journey
     folder = tmp_path / "inbox"
     folder.mkdir()
     (folder / "broken.mp4").write_bytes(b"not a video at all")
     os.link(root / "new_video.mkv", folder / "good.mkv")
-    result = run(["python", "-m", "backends.torch.predict", "--resume_path", str(root / "fight/results/save_best.pth"),
-                  str(folder), str(tmp_path / "missing.avi")], root, check=False)
-    assert result.returncode == 1
-    assert re.search(r"good\.mkv: (Fight|NonFight) 0\.\d{4}, ", result.stdout)
-    assert "broken.mp4" in result.stderr and "missing.avi (no such file or folder)" in result.stderr
-    assert "Traceback" not in result.stderr
+    with pytest.raises(SystemExit) as exit_status:
+        predict_main("torch", build_predictor, ["--resume_path", str(root / "fight/results/save_best.pth"),
+                                                str(folder), str(tmp_path / "missing.avi")])
+    assert exit_status.value.code == 1
+    out, err = capsys.readouterr()
+    assert re.search(r"good\.mkv: (Fight|NonFight) 0\.\d{4}, ", out)
+    assert "broken.mp4" in err and "missing.avi (no such file or folder)" in err
     # kenshohara's file has no names and no config: the shapes give the model, indices the classes.
-    result = run(["python", "-m", "backends.torch.predict", "--resume_path", "models/r3d50_K_200ep.pth",
-                  "new_video.mkv", "--topk", "3"], root)
-    assert "holds no class names: printing class indices 0..6" in result.stderr
-    assert re.search(r"new_video\.mkv: \d 0\.\d{4}, \d 0\.\d{4}, \d 0\.\d{4}  \(2 windows\)", result.stdout)
+    community = str(root / "models" / "r3d50_K_200ep.pth")
+    predict_main("torch", build_predictor, ["--resume_path", community, str(root / "new_video.mkv"), "--topk", "3"])
+    out, err = capsys.readouterr()
+    assert "holds no class names: printing class indices 0..6" in err
+    # Default clips (16 frames every 16) of 24 frames: two windows.
+    assert re.search(r"new_video\.mkv: \d 0\.\d{4}, \d 0\.\d{4}, \d 0\.\d{4}  \(2 windows\)", out)
     (tmp_path / "kinetics7.txt").write_text("".join(f"action {i}\n" for i in range(7)))
-    result = run(["python", "-m", "backends.torch.predict", "--resume_path", "models/r3d50_K_200ep.pth",
-                  "new_video.mkv", "--labels", str(tmp_path / "kinetics7.txt")], root)
-    assert "action " in result.stdout
+    predict_main("torch", build_predictor, ["--resume_path", community, str(root / "new_video.mkv"),
+                                            "--labels", str(tmp_path / "kinetics7.txt")])
+    assert re.search(r"new_video\.mkv: action \d 0\.\d{4}", capsys.readouterr().out)
