@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 from bench.common import synthetic_dataset, write_result
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -47,6 +49,7 @@ def main(argv=None):
     from core.config import load_config
     from core.evaluation import evaluate
     from core.extract_frames import extract_dataset
+    from core.metrics import softmax
     from core.predict import VideoScorer, find_videos
     from core.training import LRSchedule, checkpoint_meta
 
@@ -70,21 +73,30 @@ def main(argv=None):
             write_json(ucf101(os.path.join(DATA, "synthetic", "splits"), frames, 1), annotation)
             evaluation_config = load_config(CONFIG, [f"video_path={frames}", f"annotation_path={annotation}",
                                                      f"result_path={root}/results", "device=cpu"])
-            evaluate(evaluation_config, predict, log=lambda line: None)
+            evaluated, _ = evaluate(evaluation_config, predict, log=lambda line: None)
             baseline.append(time.perf_counter() - start)
             scorer = VideoScorer(config, predict)
             start = time.perf_counter()
-            for _ in scorer.score_all(files, config["n_threads"]):
-                pass
+            predicted = {os.path.splitext(os.path.basename(path))[0]: scored["logits"]
+                         for path, scored in scorer.score_all(files, config["n_threads"])}
             ours.append(time.perf_counter() - start)
             print(f"run {run}: extract + evaluate {baseline[-1]:.2f} s, predict {ours[-1]:.2f} s", file=sys.stderr)
+    # The JPEG round trip: the same windows' scores from the decoded video and from its JPEG frames.
+    rows = [evaluated.video_ids.index(video) for video in predicted]
+    logits = np.stack([predicted[video].mean(0) for video in predicted])
+    probs = np.stack([softmax(predicted[video]).mean(0) for video in predicted])
+    jpeg = {"max_abs_probability": float(np.abs(probs - evaluated.probs[rows]).max()),
+            "max_abs_logit": float(np.abs(logits - evaluated.logits[rows]).max()),
+            "logit_range": float(np.abs(evaluated.logits).max()),
+            "same_top1": int((probs.argmax(1) == evaluated.probs[rows].argmax(1)).sum())}
     rates = {name: [len(files) / s for s in seconds[1:]] for name, seconds in (("baseline", baseline), ("ours", ours))}
     medians = {name: statistics.median(values) for name, values in rates.items()}
     write_result("predict", {
         "videos": len(files), "config": "configs/synthetic.yaml (torch, CPU)", "repeats": args.repeats,
         "extract_frames_plus_evaluate_videos_per_second": medians["baseline"],
         "predict_videos_per_second": medians["ours"], "ratio": medians["ours"] / medians["baseline"],
-        "runs": {name: [round(r, 2) for r in values] for name, values in rates.items()}})
+        "runs": {name: [round(r, 2) for r in values] for name, values in rates.items()},
+        "predict_vs_evaluate_on_jpeg_frames": jpeg})
     print(json.dumps(medians))
 
 
