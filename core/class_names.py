@@ -77,6 +77,10 @@ def class_names_for(checkpoint_names, labels_path, n_classes, log=print):
         log(f"the checkpoint holds no class names: printing class indices 0..{n_classes - 1} "
             "(give --labels FILE, one name per line or an annotation JSON)")
         return [str(i) for i in range(n_classes)]
-    if len(names) != n_classes:
+    if len(names) > n_classes:
         raise LabelsError(f"{origin}: {len(names)} class names, but the model has {n_classes} classes")
+    if len(names) < n_classes:  # a head trained with more outputs than labels (n_classes above the label count)
+        log(f"{origin} names {len(names)} classes, the model has {n_classes}: outputs {len(names)}..{n_classes - 1} "
+            "are printed by their index")
+        names = list(names) + [str(i) for i in range(len(names), n_classes)]
     return names

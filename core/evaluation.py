@@ -9,6 +9,7 @@ read by core.fuse), `confusion_<tag>.png` (of the labelled videos; none without 
 """
 import json
 import os
+import sys
 
 import numpy as np
 from tqdm import tqdm
@@ -30,7 +31,13 @@ def score_videos(config, predict, subset, desc="evaluate", clip_records=None):
     batch_size = config["inference_batch_size"] or config["batch_size"]
     loader = BatchLoader(dataset, batch_size, shuffle=False, seed=config["manual_seed"],
                          n_workers=config["n_threads"], drop_last=False)
-    n_videos, n_classes = len(dataset.video_ids), len(dataset.class_names)
+    # A head may have more outputs than the annotation has labels (n_classes is "at least" the label count):
+    # the extra outputs are scored too, named by their index.
+    n_videos, n_classes = len(dataset.video_ids), config["n_classes"]
+    class_names = list(dataset.class_names) + [str(i) for i in range(len(dataset.class_names), n_classes)]
+    if n_classes > len(dataset.class_names):
+        print(f"note: the model has {n_classes} outputs and the annotation {len(dataset.class_names)} labels: "
+              f"outputs {len(dataset.class_names)}..{n_classes - 1} are named by their index", file=sys.stderr)
     logit_sums, prob_sums = metrics.VideoScoreSums(n_videos, n_classes), metrics.VideoScoreSums(n_videos, n_classes)
     clip_top1 = clip_top5 = n_labelled = 0
     for x, y, video_index in tqdm(loader, desc=desc, dynamic_ncols=True, disable=None):
@@ -48,7 +55,7 @@ def score_videos(config, predict, subset, desc="evaluate", clip_records=None):
             clip_top5 += metrics.topk_accuracy(logits, y, min(5, n_classes)) * len(y)
             n_labelled += len(y)
     scores = Scores(video_ids=list(dataset.video_ids), labels=np.asarray(dataset.labels),
-                    class_names=list(dataset.class_names),
+                    class_names=class_names,
                     logits=logit_sums.means().astype(np.float32), probs=prob_sums.means().astype(np.float32))
     if not n_labelled:
         return scores, float("nan"), float("nan")
