@@ -261,6 +261,15 @@ def main(argv=None):
                "classes": " (class folders; no train/val/test split folders found)"}[layout]))
         renamed = sorted(v.video_id for v in list_videos(args.src, layout, args.csv)[0]
                          if v.video_id != os.path.splitext(os.path.basename(v.path))[0])
+        # Files beside the class folders belong to no class: say so instead of skipping them silently.
+        tops = [args.src] + ([os.path.join(args.src, split) for split in _subfolders(args.src)]
+                             if layout == "splits" else [])
+        loose = [os.path.join(top, name) for top in tops if layout != "csv" for name in sorted(os.listdir(top))
+                 if is_video_file(name) and os.path.isfile(os.path.join(top, name))]
+        if loose:
+            print(f"warning: {len(loose)} video files are not in a class folder and are not extracted (put them "
+                  f"in SRC/<class>/, or classify them with predict): {', '.join(loose[:5])}"
+                  f"{' ...' if len(loose) > 5 else ''}")
         if renamed:
             print(f"{len(renamed)} video ids occur in several splits and get their split as prefix "
                   f"(e.g. {renamed[0]}): {', '.join(renamed[:5])}{' ...' if len(renamed) > 5 else ''}")
