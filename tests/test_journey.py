@@ -146,3 +146,22 @@ def test_bad_files_are_named_and_skipped_and_community_files_print_indices(journ
     predict_main("torch", build_predictor, ["--resume_path", community, str(root / "new_video.mkv"),
                                             "--labels", str(tmp_path / "kinetics7.txt")])
     assert re.search(r"new_video\.mkv: action \d 0\.\d{4}", capsys.readouterr().out)
+
+
+def test_kenshohara_inference_command_line(journey, monkeypatch):
+    """His `--no_train --no_val --inference --inference_no_average` run, --root_path joined to the paths."""
+    from backends.torch.engine import TorchEngine, build_predictor
+    from core.cli import train_main
+    root, _ = journey
+    monkeypatch.chdir(root)  # the config's own paths are relative to where the user runs
+    train_main("torch", TorchEngine, [
+        "--config", str(root / "configs" / "fight_detection.yaml"), "--root_path", str(root),
+        "--video_path", "fight/frames", "--annotation_path", "fight/annotations.json", "--result_path", "fight/ken",
+        "--resume_path", "fight/results/save_best.pth", "--no_train", "--no_val", "--inference",
+        "--inference_no_average", "--inference_subset", "train", "--output_topk", "1", "--inference_batch_size", "1"],
+        build_predictor=build_predictor)
+    results = predictions(root / "fight" / "ken" / "train.json")
+    assert len(results) == 8  # the 8 training videos, 16 frames each: windows [1, 9) and [9, 17)
+    for clips in results.values():
+        assert [clip["segment"] for clip in clips] == [[1, 9], [9, 17]]
+        assert all(len(clip["result"]) == 1 and clip["result"][0]["label"] in ("Fight", "NonFight") for clip in clips)
