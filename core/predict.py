@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from core import metrics
+from core.archs import RESNET_DEPTHS, arch_name
 from core.class_names import LabelsError, class_names_for, read_checkpoint_meta
 from core.config import PATH, SCHEMA, ConfigError, load_config
 from core.extract_frames import is_video_file
@@ -53,18 +54,25 @@ def _arch_keys(path):
     """Config keys of the architecture a weights file's shapes imply (for files that store no config)."""
     from convert.checkpoint import read_checkpoint
     checkpoint = read_checkpoint(path)
-    kwargs, arch = checkpoint.model_kwargs, checkpoint.arch
-    keys = {"n_classes": kwargs["n_classes"], "resnet_widen_factor": kwargs.get("widen_factor", 1.0),
+    kwargs = checkpoint.model_kwargs
+    # The (model, model_depth) whose registry name (core.archs.arch_name) is the file's architecture.
+    model, depth = next((model, depth) for model in SCHEMA["model"].choices for depth in RESNET_DEPTHS
+                        if _arch_or_none(model, depth) == checkpoint.arch)
+    keys = {"model": model, "model_depth": depth, "n_classes": kwargs["n_classes"],
+            "resnet_widen_factor": kwargs.get("widen_factor", 1.0),
             "modality": "flow" if kwargs.get("n_input_channels") == 2 else "rgb"}
-    if arch == "i3d":
-        return {**keys, "model": "i3d"}
-    model, depth = ("r2plus1d", arch[len("r2plus1d_"):]) if arch.startswith("r2plus1d_") else ("resnet", arch[6:])
-    keys.update(model=model, model_depth=int(depth))
     for key, kwarg in (("conv1_t_size", "conv1_t_size"), ("conv1_t_stride", "conv1_t_stride"),
                        ("no_max_pool", "no_max_pool"), ("resnet_shortcut", "shortcut_type")):
         if kwarg in kwargs:
             keys[key] = kwargs[kwarg]
     return keys
+
+
+def _arch_or_none(model, depth):
+    try:
+        return arch_name({"model": model, "model_depth": depth})
+    except ValueError:  # a depth the family does not have
+        return None
 
 
 def predict_config(resume_path, config_path, overrides, stored_config):
