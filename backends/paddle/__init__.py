@@ -13,6 +13,11 @@ user exported wins. torch's and MindSpore's libraries ignore it.
 """
 import os
 import platform
+import warnings
+
+# Importing paddle warns on every command (--help included) that ccache is missing, which only matters
+# for compiling C++ extensions; none is compiled here.
+warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
 
 
 def mkl_cpu_type(cpuinfo="/proc/cpuinfo"):
