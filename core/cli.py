@@ -11,8 +11,8 @@ import time
 
 import yaml
 
-from core.config import ConfigError, add_config_arguments, add_kenshohara_arguments, config_from_args, required_paths
 from core.class_names import read_checkpoint_meta
+from core.config import ConfigError, add_config_arguments, add_kenshohara_arguments, config_from_args, required_paths
 from core.datasets import AnnotationError, load_annotations, training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader

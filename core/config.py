@@ -240,7 +240,7 @@ KENSHOHARA_ANSWERS = {
     "no_cuda": (False, False, "use --set device=cpu (applied)"),
     "accimage": (False, False, "not needed: frames are decoded with libjpeg-turbo (OpenCV)"),
     "tensorboard": (False, False, "not needed: TensorBoard event files are always written to result_path"),
-    "file_type": (True, False, "only jpg frame folders are read (hdf5 is not supported); ignored"),
+    "file_type": (True, False, "jpg frame folders are what is read (hdf5 is not supported)"),
     "colorjitter": (False, True, "colour jitter is not implemented; leave --colorjitter out"),
     "overwrite_milestones": (False, False, "not needed: a resumed run always uses multistep_milestones of its "
                                            "config"),
@@ -274,9 +274,8 @@ def add_kenshohara_arguments(parser, modes=False):
                                default=None, metavar=key.upper(), help=argparse.SUPPRESS)
     group.add_argument("--input_type", dest="ken_input_type", default=None, metavar="TYPE",
                        help="rgb | flow: the modality key")
-    for name, help_text in KENSHOHARA_MODES.items():
-        if modes:
-            group.add_argument(f"--{name}", action="store_true", help=help_text)
+    for name, help_text in KENSHOHARA_MODES.items() if modes else ():
+        group.add_argument(f"--{name}", action="store_true", help=help_text)
     for name, (takes_value, _, answer) in KENSHOHARA_ANSWERS.items():
         group.add_argument(f"--{name}", dest=f"answer_{name}", default=None, help=argparse.SUPPRESS,
                            **({"metavar": "VALUE"} if takes_value else {"action": "store_true"}))
@@ -291,8 +290,9 @@ def kenshohara_overrides(args, log=None):
     given = {name[len("ken_"):]: value for name, value in vars(args).items()
              if name.startswith("ken_") and value is not None}
     for name, (_, stops, answer) in KENSHOHARA_ANSWERS.items():
-        if getattr(args, f"answer_{name}", None) not in (None, False):
-            if stops:
+        value = getattr(args, f"answer_{name}", None)
+        if value not in (None, False):
+            if stops or (name == "file_type" and value != "jpg"):
                 raise ConfigError(f"--{name}: {answer}")
             if name not in _answered:  # a command reads its config more than once
                 log(f"note: --{name}: {answer}")
