@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shlex
+import struct
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from core.scores import load_scores
+from core.training import read_log
 from core.synthetic import make_background, render_clip, write_video
 from tests._data_videos import write_class_folders
 from tests.community import write_kenshohara_pth
@@ -62,6 +64,18 @@ def journey(tmp_path_factory):
     return root, outputs
 
 
+def read_events(path):
+    """{(step, tag): value} of a TensorBoard event file (TFRecord framing: length, CRC, Event, CRC)."""
+    from tensorboardX.proto import event_pb2
+    data, offset, values = path.read_bytes(), 0, {}
+    while offset < len(data):
+        length = struct.unpack("<Q", data[offset:offset + 8])[0]
+        event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+        values.update({(event.step, value.tag): value.simple_value for value in event.summary.value})
+        offset += 12 + length + 4
+    return values
+
+
 def predictions(path):
     with open(path) as f:
         return json.load(f)["results"]
@@ -76,7 +90,13 @@ def test_fine_tuning_log_says_what_happened_to_the_weights(journey):
     assert "trainable: layer4, fc: 672,770 of 913,650 parameters" in log
     results = root / "fight" / "results"
     assert {"save_1.pth", "save_2.pth", "save_best.pth", "curves.png"} <= set(os.listdir(results))
-    assert any(name.startswith("events.out.tfevents") for name in os.listdir(results))
+    # TensorBoard: kenshohara's tags, one value per epoch, the numbers of train.log / val.log.
+    events = read_events(next(results / name for name in os.listdir(results) if name.startswith("events.out")))
+    for log_name, prefix in (("train.log", "train"), ("val.log", "val")):
+        for row in read_log(results / log_name):
+            for column in ("loss", "acc") + (("lr",) if prefix == "train" else ()):
+                assert events[(int(row["epoch"]), f"{prefix}/{column}")] == pytest.approx(float(row[column]), abs=1e-6)
+    assert len(events) == 2 * 5
     assert "layout 'splits'" in outputs["core.extract_frames"]
 
 
