@@ -120,9 +120,10 @@ def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="ne
     kwargs = ", ".join(f"{key}={value}" for key, value in checkpoint.model_kwargs.items())
     log(f"read {src}: {checkpoint.arch}({kwargs}), layout {checkpoint.layout}, "
         f"{len(checkpoint.state)} arrays")
-    if checkpoint.dropped:
-        more = len(checkpoint.dropped) - 10
-        log(f"dropping training state (not needed to run or fine-tune the model): {', '.join(checkpoint.dropped[:10])}"
+    dropped = [name for name in checkpoint.dropped if name not in checkpoint.stored]  # those are written again
+    if dropped:
+        more = len(dropped) - 10
+        log(f"dropping training state (not needed to run or fine-tune the model): {', '.join(dropped[:10])}"
             + (f" and {more} more" if more > 0 else ""))
     if drop_head:
         if n_classes is None:
@@ -134,8 +135,11 @@ def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="ne
                          "add --drop-head to replace the classifier")
     if drop_head:
         stored["class_names"] = None  # the new head's classes are not the file's
+    kept = [name.replace("_", " ") for name, value in stored.items() if value is not None]
     if not write_checkpoint(dst, checkpoint, to_fmt, layout_out, stored):
-        log(f"not stored in {dst}: the class names / training config of {src} (a flat file holds parameters "
-            "only; .ckpt, .pdparams and --layout-out kenshohara .pth keep them)")
+        log(f"not stored in {dst}: the {' and '.join(kept)} of {src} (a flat file holds parameters only; .ckpt, "
+            ".pdparams and --layout-out kenshohara .pth keep them)")
+    elif kept:
+        log(f"kept the {' and '.join(kept)}")
     log(f"wrote {dst} (layout {layout_out})")
     return checkpoint

@@ -356,7 +356,7 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
         start_epoch = int(meta["epoch"]) + 1
         if main:
             log(f"resumed from {config['resume_path']} (epoch {meta['epoch']})")
-    best_acc = _best_val_acc(result_path, start_epoch - 1) if val_loader is not None else None
+    best_acc = _best_val_acc(result_path, start_epoch - 1) if main and val_loader is not None else None
     if main:
         train_log = CSVLogger(os.path.join(result_path, "train.log"), ["epoch", "loss", "acc", "lr", "time"],
                               start_epoch - 1)
