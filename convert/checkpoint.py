@@ -87,7 +87,12 @@ def write_checkpoint(path, checkpoint, fmt=None, layout="neutral", stored=None):
     if stored and fmt.name == "pdparams":
         sidecar = os.path.splitext(path)[0] + ".json"
         write_atomically(sidecar, _JSON, stored)
-    return not stored or fmt.name in ("ckpt", "pdparams") or layout.name == "kenshohara"
+    return not stored or holds_meta(fmt, layout.name)
+
+
+def holds_meta(fmt, layout):
+    """Whether a file of Format `fmt` in `layout` keeps the class names and config (write_checkpoint's `stored`)."""
+    return fmt.name in ("ckpt", "pdparams") or layout == "kenshohara"
 
 
 class _JSON:
@@ -120,7 +125,9 @@ def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="ne
     kwargs = ", ".join(f"{key}={value}" for key, value in checkpoint.model_kwargs.items())
     log(f"read {src}: {checkpoint.arch}({kwargs}), layout {checkpoint.layout}, "
         f"{len(checkpoint.state)} arrays")
-    dropped = [name for name in checkpoint.dropped if name not in checkpoint.stored]  # those are written again
+    keeps = holds_meta(format_of(dst, to_fmt), layout_out)
+    # The class names and config are written again where the output can hold them.
+    dropped = [name for name in checkpoint.dropped if not (keeps and name in checkpoint.stored)]
     if dropped:
         more = len(dropped) - 10
         log(f"dropping training state (not needed to run or fine-tune the model): {', '.join(dropped[:10])}"
@@ -136,7 +143,8 @@ def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="ne
     if drop_head:
         stored["class_names"] = None  # the new head's classes are not the file's
     kept = [name.replace("_", " ") for name, value in stored.items() if value is not None]
-    if not write_checkpoint(dst, checkpoint, to_fmt, layout_out, stored):
+    write_checkpoint(dst, checkpoint, to_fmt, layout_out, stored)
+    if kept and not keeps:
         log(f"not stored in {dst}: the {' and '.join(kept)} of {src} (a flat file holds parameters only; .ckpt, "
             ".pdparams and --layout-out kenshohara .pth keep them)")
     elif kept:
