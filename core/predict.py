@@ -262,6 +262,7 @@ def predict_main(framework, build_predictor, argv=None):
     except (StateDictMismatch, WeightsFileError) as error:
         raise SystemExit(f"cannot predict: {error}") from None
     top_k = args.topk or config["output_topk"]
+    top_k = top_k if top_k > 0 else len(class_names)  # kenshohara: output_topk <= 0 means every class
     videos, missing = find_videos(args.inputs)
     failed = [(path, "no such file or folder") for path in missing]
     results, used_names = {}, set()
