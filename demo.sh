@@ -48,7 +48,7 @@ echo "== 3/5 annotations -> $demo/annotations/ucf101_01.json"
 echo "== 4/5 train and evaluate with $backend -> $results"
 rm -rf "$results"
 "$python" -m "backends.$backend.train" --config "$config" "${data[@]}" "$@"
-checkpoint=$(ls -v "$results"/save_*."$suffix" | tail -n 1)  # -v: save_16 after save_8
+checkpoint=$(ls -v "$results"/save_[0-9]*."$suffix" | tail -n 1)  # -v: save_16 after save_8; not save_best
 "$python" -m "backends.$backend.evaluate" --config "$config" "${data[@]}" "$@" \
     --resume_path "$checkpoint" | tee "$results/evaluate.txt"
 

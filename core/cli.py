@@ -7,17 +7,19 @@ messages and outputs are the same in PyTorch, Paddle and MindSpore.
 import argparse
 import importlib
 import os
+import sys
 import time
 
 import yaml
 
-from core.config import ConfigError, add_config_arguments, config_from_args, required_paths
+from core.class_names import read_checkpoint_meta
+from core.config import ConfigError, add_config_arguments, add_kenshohara_arguments, config_from_args, required_paths
 from core.datasets import AnnotationError, load_annotations, training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader, TooManyBadClips
 from core.result_path import CheckpointWriteError, ResultPathBusy, claim_result_path, release_result_path
 from core.state_dict import StateDictMismatch
-from core.engine import ResumeError, WeightsFileError
+from core.engine import ResumeError, WeightsFileError, weights_report
 from core.training import fit, writes
 
 
@@ -48,10 +50,31 @@ def _check_n_classes(config, training=False):
                          f"(or n_classes: {config['n_classes']} to keep the larger head)")
 
 
+def _check_class_names(config):
+    """Warn when the checkpoint was trained on other class names (or another order) than the annotation's
+    labels: every accuracy would then compare the wrong classes."""
+    try:
+        stored = read_checkpoint_meta(config["resume_path"])["class_names"]
+    except (OSError, ValueError):
+        return  # the predictor's reader names the file's problem
+    labels, _ = load_annotations(config["annotation_path"], config["inference_subset"])
+    if stored and stored != labels:
+        print(f"warning: {config['resume_path']} was trained on the classes {stored[:5]}{' ...' * (len(stored) > 5)}, "
+              f"but {config['annotation_path']} lists {labels[:5]}{' ...' * (len(labels) > 5)}: its scores are "
+              "compared with the annotation's label order", file=sys.stderr)
+
+
 def _save_config(config, name):
     os.makedirs(config["result_path"], exist_ok=True)
     with open(os.path.join(config["result_path"], name), "w") as f:
         yaml.safe_dump(dict(config), f, sort_keys=False)
+
+
+def _weights_report(config):
+    try:
+        return weights_report(config)
+    except (ValueError, OSError) as error:  # described by the reader; the engine names the file's problem
+        return [f"pretrained weights: {config['pretrain_path']} (loaded; not described: {error})"]
 
 
 def train_main(framework, engine_module, argv=None):
@@ -64,7 +87,14 @@ def train_main(framework, engine_module, argv=None):
                     "Set resume_path to continue an interrupted run. Under the framework's launcher (torchrun, "
                     "paddle.distributed.launch, msrun) it trains data-parallel: see docs/distributed.md.")
     add_config_arguments(parser)
-    config = _load(parser.parse_args(argv), training=True)
+    add_kenshohara_arguments(parser, modes=True)
+    args = parser.parse_args(argv)
+    if (args.no_train or args.inference_no_average) and not args.inference:
+        parser.error("--no_train / --inference_no_average without --inference: nothing to run (kenshohara's "
+                     "inference is --no_train --inference --resume_path CKPT)")
+    if args.no_train:
+        return _inference(framework, engine_module, _load(args, ("resume_path",)), args.inference_no_average)
+    config = _load(args, training=True)
     Engine = importlib.import_module(engine_module).Engine
     started = time.time()
     try:
@@ -85,6 +115,8 @@ def train_main(framework, engine_module, argv=None):
             processes = f" x {engine.world_size} processes" if engine.world_size > 1 else ""
             print(f"[{framework}] training {engine.arch} on {engine.device_name}{processes}: "
                   f"{len(train_loader.dataset)} clips, {config['n_epochs']} epochs -> {config['result_path']}")
+            for line in _weights_report(config):
+                print(f"[{framework}] {line}")
         history = fit(config, engine, train_loader, val_loader)
         engine.finish()
     except (StateDictMismatch, ResumeError, WeightsFileError) as e:  # pretrain/resume file unreadable or unfit
@@ -99,7 +131,21 @@ def train_main(framework, engine_module, argv=None):
         release_result_path(config["result_path"])
     if writes(engine):
         print(f"[{framework}] training done in {time.time() - started:.0f}s")
+        if args.inference:  # kenshohara's --inference after training: the last epoch's model
+            last = os.path.join(config["result_path"], f"save_{config['n_epochs']}{engine.checkpoint_suffix}")
+            _inference(framework, engine_module, _load(_with_sets(args, f"resume_path={last}")),
+                       args.inference_no_average)
     return history
+
+
+def _inference(framework, engine_module, config, no_average):
+    """kenshohara's --inference: evaluate resume_path on inference_subset, results in <subset>.json."""
+    try:
+        predict = importlib.import_module(engine_module).build_predictor(config)
+    except (StateDictMismatch, WeightsFileError) as e:
+        raise SystemExit(f"cannot evaluate: {e}") from None
+    print(f"[{framework}] inference of {config['resume_path']} on '{config['inference_subset']}'")
+    return evaluate(config, predict, config["modality"], no_average=no_average)
 
 
 def evaluate_main(framework, engine_module, argv=None):
@@ -120,6 +166,7 @@ def evaluate_main(framework, engine_module, argv=None):
                         help="joint mode: mean of softmax scores (default) or sum of logits")
     parser.add_argument("--subset", choices=("training", "validation", "testing"),
                         help="subset to evaluate (default: the config's inference_subset)")
+    add_kenshohara_arguments(parser)
     args = parser.parse_args(argv)
     # --mode rgb / flow decides which frames root is read (and must exist), whatever the file's modality.
     base = config_from_args(_with_sets(args, *([f"modality={args.mode}"] if args.mode in ("rgb", "flow") else [])),
@@ -145,6 +192,7 @@ def evaluate_main(framework, engine_module, argv=None):
     build_predictor = importlib.import_module(engine_module).build_predictor
 
     def predictor(config):
+        _check_class_names(config)
         try:
             return build_predictor(config)
         except (StateDictMismatch, WeightsFileError) as e:  # e.g. a flow checkpoint given as the RGB model

@@ -202,8 +202,11 @@ def parse_override(text):
         raise ConfigError(f"--set: {text!r} is not a valid YAML value ({problem})") from None
 
 
-def load_config(path=None, overrides=(), require_paths=None):
+def load_config(path=None, overrides=(), require_paths=None, base=None, base_source="<base>"):
     """Read a YAML config, apply `key=value` overrides and validate.
+
+    `base` ({key: value}, e.g. the config stored in a checkpoint) replaces the defaults before the
+    file and the overrides apply.
 
     `require_paths` names the path keys that must be set and exist on disk
     (None: `required_paths(modality)`). Any other path that is set must exist,
@@ -223,12 +226,14 @@ def load_config(path=None, overrides=(), require_paths=None):
     where = path or "<no config file>"
     values = {k: spec.default for k, spec in SCHEMA.items()}
     sources = {}  # key -> where its value came from, for the messages of the path checks
-    entries = [(k, v, where) for k, v in raw.items()]
+    entries = [(k, v, base_source) for k, v in (base or {}).items()]
+    entries += [(k, v, where) for k, v in raw.items()]
     entries += [(*parse_override(o), "--set") for o in overrides]
     for key, value, source in entries:
         if key not in SCHEMA:
             raise ConfigError(f"{source}: unknown key '{key}'" + _suggest(key))
-        values[key] = _coerce(key, value, source)
+        # `--set key=` (nothing after '=') restores the key's default, e.g. ft_begin_module after a file set it.
+        values[key] = SCHEMA[key].default if value is None and source == "--set" else _coerce(key, value, source)
         sources[key] = source
     if require_paths is None:
         require_paths = required_paths(values["modality"])
@@ -300,6 +305,96 @@ def schema_table():
     return "\n".join(rows)
 
 
+# kenshohara/3D-ResNets-PyTorch's command line (opts.py and main.py's get_opt, master 540a0ea): every option
+# with a config key of the same name is an alias of `--set key=value`, and --root_path is joined to these
+# paths as get_opt does (root_path / video_path ...), for the ones given on the command line.
+ROOT_JOINED = ("video_path", "annotation_path", "result_path", "resume_path", "pretrain_path")
+KENSHOHARA_SUBSETS = {"train": "training", "val": "validation", "test": "testing"}
+# His options that are another key here, or a run mode that train handles (--no_train, --inference...).
+KENSHOHARA_RENAMED = {"input_type": "modality"}
+KENSHOHARA_MODES = {"no_train": "skip training (with --inference: evaluate resume_path)",
+                    "inference": "after training, evaluate inference_subset and write <subset>.json (his names)",
+                    "inference_no_average": "with --inference: the results JSON lists every clip's top-k"}
+# His options without an equivalent: (takes a value, stops the run, the one-line answer).
+KENSHOHARA_ANSWERS = {
+    "dataset": (True, False, "not needed: every dataset is read through its annotation JSON "
+                             "(python -m core.annotations ucf101|hmdb51|kinetics|folders writes it)"),
+    "no_cuda": (False, False, "use --set device=cpu (applied)"),
+    "accimage": (False, False, "not needed: frames are decoded with libjpeg-turbo (OpenCV)"),
+    "tensorboard": (False, False, "not needed: TensorBoard event files are always written to result_path"),
+    "file_type": (True, False, "jpg frame folders are what is read (hdf5 is not supported)"),
+    "colorjitter": (False, True, "colour jitter is not implemented; leave --colorjitter out"),
+    "overwrite_milestones": (False, False, "not needed: a resumed run always uses multistep_milestones of its "
+                                           "config"),
+    "wide_resnet_k": (True, False, "wide ResNets are not available (models: resnet, r2plus1d, i3d); ignored"),
+    "resnext_cardinality": (True, False, "ResNeXt is not available (models: resnet, r2plus1d, i3d); ignored"),
+    "distributed": (False, True, "run under torchrun / paddle.distributed.launch / msrun instead "
+                                 "(docs/distributed.md)"),
+    "dist_url": (True, True, "the launchers' --master_addr / --master_port set it (docs/distributed.md)"),
+    "world_size": (True, True, "the launchers' --nnodes / --nproc_per_node set it (docs/distributed.md)"),
+}
+
+
+_answered = set()
+
+
+def add_kenshohara_arguments(parser, modes=False):
+    """kenshohara's options as aliases of the config keys (those the parser does not define already);
+    `modes` adds --no_train, --inference and --inference_no_average (train's)."""
+    group = parser.add_argument_group("kenshohara/3D-ResNets-PyTorch options (aliases of the config keys; "
+                                      "--root_path is joined to the paths as his main.py does)")
+    group.add_argument("--root_path", default=None, help="directory joined to video_path, annotation_path, "
+                                                         "result_path, resume_path, pretrain_path")
+    for key, spec in SCHEMA.items():
+        if f"--{key}" in parser._option_string_actions:
+            continue
+        if spec.type is bool:
+            group.add_argument(f"--{key}", dest=f"ken_{key}", action="store_true", default=None,
+                               help=argparse.SUPPRESS)
+        else:
+            group.add_argument(f"--{key}", dest=f"ken_{key}", nargs="+" if spec.type is list else None,
+                               default=None, metavar=key.upper(), help=argparse.SUPPRESS)
+    group.add_argument("--input_type", dest="ken_input_type", default=None, metavar="TYPE",
+                       help="rgb | flow: the modality key")
+    for name, help_text in KENSHOHARA_MODES.items() if modes else ():
+        group.add_argument(f"--{name}", action="store_true", help=help_text)
+    for name, (takes_value, _, answer) in KENSHOHARA_ANSWERS.items():
+        group.add_argument(f"--{name}", dest=f"answer_{name}", default=None, help=argparse.SUPPRESS,
+                           **({"metavar": "VALUE"} if takes_value else {"action": "store_true"}))
+    return parser
+
+
+def kenshohara_overrides(args, log=None):
+    """`key=value` overrides of the kenshohara options given in `args` (before --set, which wins)."""
+    import json
+    import sys
+    log = log or (lambda line: print(line, file=sys.stderr))
+    given = {name[len("ken_"):]: value for name, value in vars(args).items()
+             if name.startswith("ken_") and value is not None}
+    for name, (_, stops, answer) in KENSHOHARA_ANSWERS.items():
+        value = getattr(args, f"answer_{name}", None)
+        if value not in (None, False):
+            if stops or (name == "file_type" and value != "jpg"):
+                raise ConfigError(f"--{name}: {answer}")
+            if name not in _answered:  # a command reads its config more than once
+                log(f"note: --{name}: {answer}")
+                _answered.add(name)
+            if name == "no_cuda":
+                given["device"] = "cpu"
+    for old, new in KENSHOHARA_RENAMED.items():
+        if old in given:
+            given[new] = given.pop(old)
+    if given.get("inference_subset") in KENSHOHARA_SUBSETS:
+        given["inference_subset"] = KENSHOHARA_SUBSETS[given["inference_subset"]]
+    root = getattr(args, "root_path", None)
+    if root:
+        given.update({key: os.path.join(root, given[key]) for key in ROOT_JOINED if key in given})
+    # YAML reads "15" as 15: list items need it (the schema wants numbers); scalars stay text for _coerce.
+    given = {key: [yaml.safe_load(v) for v in value] if isinstance(value, list) else value
+             for key, value in given.items()}
+    return [f"{key}={json.dumps(value)}" for key, value in given.items()]
+
+
 def describe_schema():
     lines = []
     for key, spec in SCHEMA.items():
@@ -315,7 +410,8 @@ def config_from_args(args, require_paths=None):
         print(describe_schema())
         raise SystemExit(0)
     try:
-        return load_config(args.config, args.set, require_paths)
+        overrides = kenshohara_overrides(args) if hasattr(args, "root_path") else []
+        return load_config(args.config, [*overrides, *args.set], require_paths)
     except ConfigError as e:
         raise SystemExit(f"config error: {e}") from None
 

@@ -11,8 +11,8 @@ import contextlib
 
 import numpy as np
 
-from core.archs import arch_name, get, kenshohara_arch, model_kwargs
-from core.checkpoints import NotATrainingCheckpoint, read_state, read_training_checkpoint
+from core.archs import arch_name, expected_shapes, get, kenshohara_arch, model_kwargs
+from core.checkpoints import NotATrainingCheckpoint, read_checkpoint, read_state, read_training_checkpoint
 from core.state_dict import StateDictMismatch
 
 
@@ -82,6 +82,37 @@ def reading(path):
     except Exception as error:  # noqa: BLE001 - whatever a format's reader raises
         message = str(error) if str(path) in str(error) else f"{path}: cannot be read ({type(error).__name__}: {error})"
         raise WeightsFileError(message) from None
+
+
+def weights_report(config):
+    """Lines saying what training does to the weights: the pretrained file read (architecture, classes),
+    the head replaced (old -> new classes), the trainable modules and their parameter count.
+    Framework-free: shapes from the reader (the file) and the architecture registry (the model)."""
+    arch = arch_name(config)
+    shapes = expected_shapes(arch, **model_kwargs(config))
+    lines = []
+    if config["pretrain_path"]:
+        pretrained = read_checkpoint(config["pretrain_path"])
+        old, new = pretrained.model_kwargs["n_classes"], config["n_classes"]
+        epoch = f", epoch {pretrained.epoch}" if pretrained.epoch is not None else ""
+        lines.append(f"pretrained weights: {config['pretrain_path']} (layout {pretrained.layout}, "
+                     f"{pretrained.arch}, {old} classes{epoch})")
+        head = get(arch).head[0].rsplit(".", 1)[0]
+        lines.append(f"head {head}: replaced, {old} -> {new} classes, freshly initialised" if old != new else
+                     f"head {head}: kept from the file ({new} classes)")
+    else:
+        lines.append(f"weights: random initialisation (seed {config['manual_seed']}), no pretrain_path")
+        if config["ft_begin_module"]:
+            lines.append(f"warning: ft_begin_module '{config['ft_begin_module']}' without pretrain_path freezes the "
+                         "modules before it at their random initialisation (kenshohara applies it only when "
+                         "fine-tuning); set ft_begin_module: '' to train everything")
+    parameters = {name: int(np.prod(shape)) for name, shape in shapes.items()
+                  if not name.endswith(("running_mean", "running_var"))}
+    trainable = trainable_names(parameters, config["ft_begin_module"])
+    modules = list(dict.fromkeys(name.split(".")[0] for name in trainable))
+    lines.append(f"trainable: {', '.join(modules)}: {sum(parameters[n] for n in trainable):,} of "
+                 f"{sum(parameters.values()):,} parameters")
+    return lines
 
 
 class Engine:

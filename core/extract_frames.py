@@ -1,6 +1,6 @@
 """Extract the frames of a video dataset as JPEG folders, kenshohara's layout.
 
-    python -m core.extract_frames SRC DST [--size 240] [--fps F] [--quality 95] [--workers N]
+    python -m core.extract_frames SRC DST [--size 240] [--upscale] [--fps F] [--quality 95] [--workers N]
                                           [--layout auto|classes|splits|csv] [--csv FILE]
 
 writes DST/<class>/<video_id>/image_00001.jpg, image_00002.jpg, ... where video_id is the video's
@@ -20,14 +20,15 @@ video ids. A video id found in more than one split is renamed to <split>_<video_
 (`python -m core.annotations folders` applies the same rule); ids that still collide (the same name
 in two classes of one split) are reported as failures and only the first is kept.
 
-Frames are resized so the shorter side is --size pixels (0 keeps the size), optionally resampled to
---fps, and saved with --quality. Each finished folder gets a `.done` marker holding its frame count,
-written after the last frame, so an interrupted run can simply be started again: finished videos are
-skipped and half-written folders are redone. A folder is written under a private name and renamed into
-place when finished, so several runs may share one destination (each video is then extracted once or
-by both, never half). Corrupt, truncated, empty and non-video files are
-reported by name and skipped; the exit status is 1 when any video failed. Re-extracting with other
-settings needs a fresh DST.
+Frames larger than --size pixels (shorter side) are shrunk to it, smaller ones are kept (--upscale
+enlarges them too; 0 keeps every size); it prints the layout it detected and the ids it renamed.
+Frames are optionally resampled to --fps, and saved with --quality. Each finished folder gets a
+`.done` marker holding its frame count, written after the last frame, so an interrupted run can
+simply be started again: finished videos are skipped and half-written folders are redone. A folder is
+written under a private name and renamed into place when finished, so several runs may share one
+destination (each video is then extracted once or by both, never half). Corrupt, truncated, empty and
+non-video files are reported by name and skipped; the exit status is 1 when any video failed.
+Re-extracting with other settings needs a fresh DST.
 """
 import argparse
 import csv
@@ -178,13 +179,15 @@ def unmarked_tree(frames_dirs):
     return not any(os.path.exists(os.path.join(frames_dir, MARKER)) for frames_dir in frames_dirs)
 
 
-def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95):
+def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95, upscale=False):
     """Write a video's frames and the completion marker into a private folder, then rename it to frames_dir;
     return the count.
 
     Concurrent runs on one destination never see or delete each other's half-written folders: each writes
     its own `.<video_id>.tmp<pid>` and the rename publishes a finished folder at once. When another run
-    published frames_dir first, its folder is kept and FinishedElsewhere is raised.
+    published frames_dir first, its folder is kept and FinishedElsewhere is raised. Frames whose shorter side
+    exceeds `size` are shrunk to it; smaller ones are kept as they are unless `upscale` (enlarging adds no
+    detail, only disk: a 112 px video at 240 takes 4.6x the space).
     """
     parent, video_id = os.path.split(frames_dir)
     os.makedirs(parent, exist_ok=True)
@@ -195,7 +198,9 @@ def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95):
     n_frames = 0
     try:
         for n_frames, frame in enumerate(iter_frames(video_path, fps), 1):
-            image = cv2.cvtColor(resize_short_side(frame, size), cv2.COLOR_RGB2BGR)
+            if upscale or min(frame.shape[:2]) > size:
+                frame = resize_short_side(frame, size)
+            image = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             frame_path = os.path.join(temporary, FRAME_TEMPLATE.format(n_frames))
             if not cv2.imwrite(frame_path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
                 raise OSError(f"{os.path.join(frames_dir, FRAME_TEMPLATE.format(n_frames))}: cannot write the frame")
@@ -244,11 +249,12 @@ def _process_alive(pid):
 
 def _extract_task(task):
     """Worker: returns (status, Outcome) with status "ok", "skipped" or "failed"."""
-    video, frames_dir, size, fps, quality = task
+    video, frames_dir, size, fps, quality, upscale = task
     if is_finished(frames_dir):
         return "skipped", Outcome(video.path, frames_dir, count_frames(frames_dir), "already extracted")
     try:
-        return "ok", Outcome(video.path, frames_dir, extract_video(video.path, frames_dir, size, fps, quality))
+        return "ok", Outcome(video.path, frames_dir,
+                             extract_video(video.path, frames_dir, size, fps, quality, upscale))
     except FinishedElsewhere:
         return "skipped", Outcome(video.path, frames_dir, count_frames(frames_dir), "extracted by another run")
     except VideoError as error:
@@ -257,13 +263,14 @@ def _extract_task(task):
         return "failed", Outcome(video.path, frames_dir, 0, str(error))
 
 
-def extract_dataset(src, dst, size=SIZE, fps=None, quality=95, workers=1, layout="auto", csv=None):
+def extract_dataset(src, dst, size=SIZE, fps=None, quality=95, workers=1, layout="auto", csv=None, upscale=False):
     """Extract every video under src into dst/<class>/<video_id>/; return a Summary."""
     videos, duplicates = list_videos(src, layout, csv)
     summary = Summary()
     for video in duplicates:
         summary.failed.append(Outcome(video.path, "", 0, f"duplicate video id {video.video_id}"))
-    tasks = [(video, os.path.join(dst, video.label, video.video_id), size, fps, quality) for video in videos]
+    tasks = [(video, os.path.join(dst, video.label, video.video_id), size, fps, quality, upscale)
+             for video in videos]
     # Spawned workers do not inherit the parent's threads or locks (forking them can deadlock).
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
     results = pool.imap(_extract_task, tasks) if pool else map(_extract_task, tasks)
@@ -285,7 +292,10 @@ def main(argv=None):
     parser.add_argument("src", help="folder of videos")
     parser.add_argument("dst", help="output folder of frame folders")
     parser.add_argument("--size", type=int, default=SIZE,
-                        help=f"shorter side in pixels (default {SIZE}); 0 keeps the size")
+                        help=f"shrink frames whose shorter side is larger to this many pixels (default {SIZE}); "
+                             "smaller videos are kept as they are (see --upscale); 0 keeps every size")
+    parser.add_argument("--upscale", action="store_true",
+                        help="also enlarge smaller videos to --size (kenshohara's generate_video_jpgs.py scales all)")
     parser.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: keep)")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality, 1..100")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
@@ -300,8 +310,26 @@ def main(argv=None):
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
     try:
+        layout = args.layout if args.layout != "auto" else detect_layout(args.src, args.csv)
+        print(f"{args.src}: layout '{layout}'" + ("" if args.layout != "auto" else
+              {"csv": " (--csv given)", "splits": " (split folders of class folders found)",
+               "classes": " (class folders; no train/val/test split folders found)"}[layout]))
+        renamed = sorted(v.video_id for v in list_videos(args.src, layout, args.csv)[0]
+                         if v.video_id != os.path.splitext(os.path.basename(v.path))[0])
+        # Files beside the class folders belong to no class: say so instead of skipping them silently.
+        tops = [args.src] + ([os.path.join(args.src, split) for split in _subfolders(args.src)]
+                             if layout == "splits" else [])
+        loose = [os.path.join(top, name) for top in tops if layout != "csv" for name in sorted(os.listdir(top))
+                 if is_video_file(name) and os.path.isfile(os.path.join(top, name))]
+        if loose:
+            print(f"warning: {len(loose)} video files are not in a class folder and are not extracted (put them "
+                  f"in SRC/<class>/, or classify them with predict): {', '.join(loose[:5])}"
+                  f"{' ...' if len(loose) > 5 else ''}")
+        if renamed:
+            print(f"{len(renamed)} video ids occur in several splits and get their split as prefix "
+                  f"(e.g. {renamed[0]}): {', '.join(renamed[:5])}{' ...' if len(renamed) > 5 else ''}")
         summary = extract_dataset(args.src, args.dst, args.size, args.fps, args.quality, args.workers,
-                                  args.layout, args.csv)
+                                  layout, args.csv, args.upscale)
     except (ValueError, OSError) as error:
         parser.error(str(error))
     print(f"extracted {len(summary.ok)} videos, skipped {len(summary.skipped)} already extracted, "

@@ -73,8 +73,34 @@ def mean_class_accuracy(scores, labels, n_classes=None):
     return float(np.mean(np.diag(cm)[present] / per_class[present]))
 
 
+def per_class_metrics(cm):
+    """{"precision", "recall", "f1", "support"} arrays per class from a confusion matrix (rows: true).
+
+    A class never predicted has precision 0, one never present recall 0 (scikit-learn's zero_division=0).
+    """
+    cm = np.asarray(cm, np.float64)
+    hits, predicted, support = np.diag(cm), cm.sum(axis=0), cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, hits / predicted, 0.0)
+        recall = np.where(support > 0, hits / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
+
+
+def per_class_table(cm, class_names):
+    """The per-class precision / recall / F1 / support lines evaluate prints (classes with videos or predictions)."""
+    values = per_class_metrics(cm)
+    width = max(12, *(len(name) for name in class_names)) + 2
+    lines = [f"{'class':{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'videos':>8}"]
+    for c, name in enumerate(class_names):
+        if values["support"][c] or np.asarray(cm)[:, c].sum():
+            lines.append(f"{name:{width}}{values['precision'][c]:10.4f}{values['recall'][c]:10.4f}"
+                         f"{values['f1'][c]:10.4f}{values['support'][c]:8d}")
+    return "\n".join(lines)
+
+
 def plot_confusion_matrix(cm, class_names, path):
-    """Save the row-normalised confusion matrix as a PNG."""
+    """Save the row-normalised confusion matrix as a PNG, with the counts in the cells (up to 30 classes)."""
     # The Agg canvas directly: no pyplot, no global backend switch.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -88,8 +114,16 @@ def plot_confusion_matrix(cm, class_names, path):
     image = axes.imshow(cm / rows, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=axes, label="fraction of the true class")
     if n <= 60:
-        axes.set_xticks(range(n), class_names, rotation=90, fontsize=6)
-        axes.set_yticks(range(n), class_names, fontsize=6)
+        fontsize = 10 if n <= 10 else 6
+        axes.set_xticks(range(n), class_names, rotation=45 if n <= 10 else 90, ha="right" if n <= 10 else "center",
+                        fontsize=fontsize)
+        axes.set_yticks(range(n), class_names, fontsize=fontsize)
+    if n <= 30:
+        for (row, column), count in np.ndenumerate(cm):
+            if count:
+                dark = cm[row, column] / rows[row, 0] > 0.5
+                axes.text(column, row, str(count), ha="center", va="center", fontsize=max(5, 12 - n // 3),
+                          color="white" if dark else "black")
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     figure.tight_layout()

@@ -189,9 +189,11 @@ def sgd_options(config):
             "nesterov": config["nesterov"], "weight_decay": config["weight_decay"]}
 
 
-def checkpoint_meta(config, epoch, schedule):
+def checkpoint_meta(config, epoch, schedule, class_names=None):
+    """What every engine's save stores next to the weights; `class_names` (the training set's label
+    list) lets predict and evaluate name the classes without an annotation file (core.class_names)."""
     return {"epoch": epoch, "arch": arch_name(config), "scheduler": schedule.state_dict(),
-            "config": dict(config)}
+            "config": dict(config), "class_names": list(class_names) if class_names is not None else None}
 
 
 def _run_epoch(engine, loader, epoch, train, desc, config=None):
@@ -238,11 +240,14 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
         start_epoch = int(meta["epoch"]) + 1
         if main:
             log(f"resumed from {config['resume_path']} (epoch {meta['epoch']})")
+    best_acc = _best_val_acc(result_path, start_epoch - 1) if main and val_loader is not None else None
     if main:
         train_log = CSVLogger(os.path.join(result_path, "train.log"), ["epoch", "loss", "acc", "lr", "time"],
                               start_epoch - 1)
         val_log = CSVLogger(os.path.join(result_path, "val.log"), ["epoch", "loss", "acc"], start_epoch - 1) \
             if val_loader is not None else None
+        board = EventWriter(result_path, start_epoch)
+    class_names = getattr(train_loader.dataset, "class_names", None)
     history = []
     for epoch in range(start_epoch, config["n_epochs"] + 1):
         lr = schedule.lr(epoch)
@@ -261,12 +266,47 @@ def fit(config, engine, train_loader, val_loader=None, log=print):
             continue
         train_log.log({"epoch": epoch, "loss": f"{loss:.6f}", "acc": f"{acc:.6f}", "lr": f"{lr:.6g}",
                        "time": f"{seconds:.1f}"})
+        board.add_epoch(epoch, {"train/loss": loss, "train/acc": acc, "train/lr": lr})
         if val_loader is not None:
             val_log.log({"epoch": epoch, "loss": f"{val_loss:.6f}", "acc": f"{val_acc:.6f}"})
+            board.add_epoch(epoch, {"val/loss": val_loss, "val/acc": val_acc})
+        if val_loader is not None and (best_acc is None or val_acc > best_acc):
+            best_acc = val_acc
+            engine.save(os.path.join(result_path, f"save_best{engine.checkpoint_suffix}"),
+                        checkpoint_meta(config, epoch, schedule, class_names))
+            line += "  (best: save_best)"
         log(f"{line}  ({seconds:.0f}s)")
         if epoch % config["checkpoint"] == 0 or epoch == config["n_epochs"]:
             path = os.path.join(result_path, f"save_{epoch}{engine.checkpoint_suffix}")
-            engine.save(path, checkpoint_meta(config, epoch, schedule))
+            engine.save(path, checkpoint_meta(config, epoch, schedule, class_names))
+        plot_curves(result_path)  # every epoch: a run can be watched (and a killed one keeps its plot)
     if main:
-        plot_curves(result_path)
+        board.close()
     return history
+
+
+def _best_val_acc(result_path, last_epoch):
+    """The best validation accuracy logged up to `last_epoch` (a resumed run's save_best bar); None if none."""
+    path = os.path.join(result_path, "val.log")
+    if not last_epoch or not os.path.exists(path):
+        return None
+    accuracies = [float(row["acc"]) for row in read_log(path) if int(row["epoch"]) <= last_epoch]
+    return max(accuracies, default=None)
+
+
+class EventWriter:
+    """TensorBoard event files in result_path, one scalar per tag and epoch (kenshohara's --tensorboard
+    tags: train/loss, train/acc, train/lr, val/loss, val/acc; his train/lr logs the accuracy by mistake,
+    here it is the rate). A resumed run purges the events after the epoch it resumes from."""
+
+    def __init__(self, result_path, start_epoch):
+        from tensorboardX import SummaryWriter
+        self.writer = SummaryWriter(logdir=result_path, purge_step=start_epoch if start_epoch > 1 else None)
+
+    def add_epoch(self, epoch, values):
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, epoch)
+        self.writer.flush()
+
+    def close(self):
+        self.writer.close()

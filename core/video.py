@@ -166,6 +166,12 @@ def iter_frames(path, fps=None):
             n_out += 1
 
 
+def iter_frames_with_rate(path):
+    """Yield (the stream's frame rate, RGB uint8 frame): iter_frames(path) with the rate that times them."""
+    for fps, _, frame in _decode(path):
+        yield fps, frame.to_ndarray(format="rgb24")
+
+
 def resize_short_side(frame, size):
     """Resize so the shorter side is `size` pixels, keeping the aspect ratio; size <= 0 keeps the frame."""
     height, width = frame.shape[:2]

@@ -83,3 +83,21 @@ def write_rotated_video(path, degrees, height=32, width=48, n_frames=3):
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
     return image
+
+
+def write_class_folders(root, classes=("Fight", "NonFight"), videos_per_split=(("train", 4), ("val", 2)),
+                        containers=("mkv", "mp4", "webm", "avi"), n_frames=16, size=32, seed=0):
+    """A user's dataset: root/<split>/<class>/<name>.<container>, one motion per class (core.synthetic's
+    MoveLeft, MoveRight, ...), containers cycling; returns the paths written."""
+    from core.synthetic import MOTIONS
+    paths = []
+    for split, count in videos_per_split:
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                rng = np.random.default_rng((seed, label, index, len(paths)))
+                frames = render_clip(MOTIONS[label], size, n_frames, rng, make_background(rng, size))
+                paths.append(folder / f"{name.lower()}_{split}_{index}.{containers[len(paths) % len(containers)]}")
+                write_video(str(paths[-1]), frames)
+    return paths

@@ -129,3 +129,48 @@ def test_a_frames_root_of_videos_is_refused(tmp_path, data):
                                 "extract them first (python -m core.extract_frames)")
     with pytest.raises(ConfigError, match="which is a file, not a frames directory"):
         load_config(ok_yaml(tmp_path, {**data, "video_path": str(tmp_path / "videos" / "Walk" / "v_1.avi")}))
+
+
+def test_set_with_nothing_after_the_equals_sign_restores_the_default(tmp_path, data):
+    path = ok_yaml(tmp_path, data, "ft_begin_module: layer4\nmodel_depth: 50\n")
+    assert load_config(path)["ft_begin_module"] == "layer4"
+    config = load_config(path, ["ft_begin_module=", "model_depth="])
+    assert (config["ft_begin_module"], config["model_depth"]) == ("", 18)
+
+
+def _kenshohara(argv, modes=True):
+    import argparse
+
+    from core.config import add_config_arguments, add_kenshohara_arguments, config_from_args
+    parser = add_kenshohara_arguments(add_config_arguments(argparse.ArgumentParser()), modes=modes)
+    return config_from_args(parser.parse_args(argv), require_paths=())
+
+
+def test_kenshohara_command_line_is_the_config(tmp_path):
+    # His README's fine-tuning line (main.py get_opt joins root_path to the paths).
+    (tmp_path / "ucf101_videos" / "jpg").mkdir(parents=True)
+    (tmp_path / "ucf101_01.json").write_text("{}")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "r3d50_K_200ep.pth").write_bytes(b"")
+    config = _kenshohara(["--root_path", str(tmp_path), "--video_path", "ucf101_videos/jpg", "--annotation_path",
+                          "ucf101_01.json", "--result_path", "results", "--dataset", "ucf101", "--n_classes", "101",
+                          "--n_pretrain_classes", "700", "--pretrain_path", "models/r3d50_K_200ep.pth",
+                          "--ft_begin_module", "fc", "--model", "resnet", "--model_depth", "50", "--batch_size",
+                          "128", "--n_threads", "4", "--checkpoint", "5", "--multistep_milestones", "15", "25",
+                          "--no_hflip", "--inference_subset", "test", "--input_type", "flow", "--no_cuda"])
+    assert config["video_path"] == str(tmp_path / "ucf101_videos" / "jpg")
+    assert config["pretrain_path"] == str(tmp_path / "models" / "r3d50_K_200ep.pth")
+    assert config["result_path"] == str(tmp_path / "results")
+    assert (config["n_classes"], config["n_pretrain_classes"], config["model_depth"], config["checkpoint"]) == \
+        (101, 700, 50, 5)
+    assert config["multistep_milestones"] == [15, 25] and config["no_hflip"] is True
+    assert (config["inference_subset"], config["modality"], config["device"]) == ("testing", "flow", "cpu")
+    # --set comes after his flags and wins.
+    assert _kenshohara(["--model_depth", "50", "--set", "model_depth=34"])["model_depth"] == 34
+
+
+def test_kenshohara_options_without_equivalent_answer_in_one_line(capsys):
+    with pytest.raises(SystemExit, match="--distributed: run under torchrun"):
+        _kenshohara(["--distributed"])
+    _kenshohara(["--tensorboard", "--accimage"])
+    assert "TensorBoard event files are always written" in capsys.readouterr().err

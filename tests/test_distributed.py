@@ -159,7 +159,7 @@ def test_two_process_training_writes_once_and_resumes(two_process_training, data
     rows = read_log(full / "train.log")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert [int(r["epoch"]) for r in read_log(full / "val.log")] == [1, 2]
-    expected = {f"save_{e}{ext}" for e in (1, 2) for ext in (SUFFIX[framework],) + SIDECARS[framework]}
+    expected = {f"save_{e}{ext}" for e in (1, 2, "best") for ext in (SUFFIX[framework],) + SIDECARS[framework]}
     files = set(os.listdir(full))
     assert {f for f in files if f.startswith("save_")} == expected and not [f for f in files if f.startswith(".tmp")]
     assert "x 2 processes" in output

@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 CLIS = ["core.extract_frames", "core.annotations", "core.synthetic", "core.flow", "core.fuse",
         "core.eval_accuracy", "core.config", "convert", "convert.compare", "convert.run_model",
         "convert.export", "convert.run_export", "bench.export",
-        *(f"backends.{name}.{tool}" for name in BACKENDS for tool in ("train", "evaluate"))]
+        *(f"backends.{name}.{tool}" for name in BACKENDS for tool in ("train", "evaluate", "predict"))]
 
 
 def test_every_config_key_is_in_the_readme():

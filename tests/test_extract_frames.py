@@ -226,3 +226,20 @@ def test_a_name_with_a_newline_stays_on_its_report_line(tmp_path, capsys):
     failed = [line for line in captured.out.splitlines() if "failed:" in line]
     assert len(failed) == 1 and "Wave/two\\nlines.avi: not a readable video" in failed[0]
     assert [line for line in captured.err.splitlines() if "failed:" in line][0].endswith(failed[0].split(": ", 1)[1])
+
+
+def test_small_videos_keep_their_size_and_the_run_says_what_it_did(tmp_path, capsys):
+    src, dst = tmp_path / "videos", tmp_path / "frames"
+    for split in ("train", "val"):
+        (src / split / "Walk").mkdir(parents=True)
+        write_tiny_video(src / split / "Walk" / "clip.mkv", n_frames=4, height=32, width=48)  # same id in both
+    write_tiny_video(src / "train" / "loose.mp4", n_frames=4)
+    assert main([str(src), str(dst)]) == 0
+    out = capsys.readouterr().out
+    assert "layout 'splits'" in out
+    assert "2 video ids occur in several splits" in out and "train_clip" in out
+    assert "1 video files are not in a class folder" in out and "loose.mp4" in out
+    # Default --size 240 shrinks larger videos only: 32 x 48 stays (enlarging takes disk, adds nothing).
+    assert cv2.imread(str(dst / "Walk" / "train_clip" / "image_00001.jpg")).shape == (32, 48, 3)
+    assert main([str(src), str(tmp_path / "up"), "--upscale", "--size", "64"]) == 0
+    assert cv2.imread(str(tmp_path / "up" / "Walk" / "val_clip" / "image_00001.jpg")).shape == (64, 96, 3)

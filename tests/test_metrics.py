@@ -7,7 +7,8 @@ import pytest
 from core.scores import Scores, load_scores
 
 from core import evaluation
-from core.metrics import (confusion_matrix, mean_class_accuracy, plot_confusion_matrix, softmax, topk_accuracy,
+from core.metrics import (confusion_matrix, mean_class_accuracy, per_class_metrics, per_class_table,
+                          plot_confusion_matrix, softmax, topk_accuracy,
                           video_scores, write_val_json)
 
 SCORES = np.array([[0.1, 0.7, 0.2],   # top-1 class 1, top-2 {1, 2}
@@ -52,7 +53,7 @@ def test_write_outputs_leaves_unlabelled_videos_out_of_the_confusion_matrix(tmp_
     plotted = []
     monkeypatch.setattr(evaluation.metrics, "plot_confusion_matrix", lambda cm, names, path: plotted.append(cm))
     probs = SCORES.astype(np.float32)
-    config = {"result_path": str(tmp_path), "output_topk": 2}
+    config = {"result_path": str(tmp_path), "output_topk": 2, "inference_subset": "validation"}
     evaluation.write_outputs(config, Scores(["v1", "v2", "v3", "v4"], np.array([1, -1, 0, -1]), ["a", "b", "c"],
                                             probs, probs), "rgb")
     # v1 (b, predicted b) and v3 (a, predicted c); v2 and v4 have no label.
@@ -85,3 +86,27 @@ def test_write_val_json_top_k_sorted(tmp_path):
     write_val_json(str(path), ["v1"], SCORES[:1], ["a", "b", "c"], top_k=10)
     assert [r["label"] for r in json.loads(path.read_text())["results"]["v1"]] == ["b", "c", "a"]
     assert [p.name for p in tmp_path.iterdir()] == ["val.json"]
+
+
+def test_per_class_precision_recall_f1_from_counts():
+    # true a: 3 right, 1 taken for b; true b: 2 right; nothing is c (never present, never predicted).
+    values = per_class_metrics(np.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]]))
+    np.testing.assert_allclose(values["precision"], [1.0, 2 / 3, 0.0])
+    np.testing.assert_allclose(values["recall"], [0.75, 1.0, 0.0])
+    np.testing.assert_allclose(values["f1"], [6 / 7, 0.8, 0.0])
+    assert values["support"].tolist() == [4, 2, 0]
+    table = per_class_table(np.array([[3, 1, 0], [0, 2, 0], [0, 0, 0]]), ["fight", "nonfight", "c"])
+    assert table.splitlines()[1].split() == ["fight", "1.0000", "0.7500", "0.8571", "4"]
+    assert len(table.splitlines()) == 3  # c: no video, no prediction, no line
+
+
+def test_results_are_named_per_subset_like_kenshohara(tmp_path):
+    probs = SCORES.astype(np.float32)[:2]
+    for subset, expected in (("validation", "val.json"), ("training", "train.json"), ("testing", "test.json")):
+        config = {"result_path": str(tmp_path), "output_topk": 2, "inference_subset": subset}
+        cm = evaluation.write_outputs(config, Scores(["v1", "v2"], np.array([1, 0]), ["a", "b", "c"], probs, probs),
+                                      "rgb")
+        assert (tmp_path / expected).is_file()
+        assert cm.sum() == 2
+    assert sorted(p.name for p in tmp_path.glob("scores_*")) == ["scores_rgb.npz", "scores_rgb_test.npz",
+                                                               "scores_rgb_train.npz"]

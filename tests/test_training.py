@@ -16,6 +16,7 @@ import pytest
 
 from backends import BACKENDS, load, native_format
 from core.checkpoints import read_state
+from core.class_names import read_checkpoint_meta
 from core.cli import train_main
 from core.config import ConfigError, load_config
 from core.engine import ResumeError
@@ -58,7 +59,7 @@ def read_meta(framework, path):
     if framework == "torch":
         import torch
         saved = torch.load(path, weights_only=True)
-        assert set(saved) == {"epoch", "arch", "state_dict", "optimizer", "scheduler", "config"}
+        assert set(saved) == {"epoch", "arch", "state_dict", "optimizer", "scheduler", "config", "class_names"}
         return saved["epoch"], saved["arch"], saved["config"]
     if framework == "paddle":
         with open(path[: -len(".pdparams")] + ".json") as f:
@@ -105,21 +106,27 @@ def test_training_learns_and_evaluate_writes_results(framework, data, reference_
     assert [float(r["lr"]) for r in rows] == pytest.approx([0.005] * 4 + [0.0005])
     assert float(rows[-1]["loss"]) < 0.5 * float(rows[0]["loss"])
 
-    # Checkpoints every 2 epochs and at the end, with their sidecars, and nothing half-written left.
-    expected = {f"save_{e}{ext}" for e in (2, 4, 5) for ext in (SUFFIX[framework],) + SIDECARS[framework]}
+    # Checkpoints every 2 epochs, at the end and of the best validation epoch, with their sidecars, and nothing
+    # half-written left.
+    expected = {f"save_{e}{ext}" for e in (2, 4, 5, "best") for ext in (SUFFIX[framework],) + SIDECARS[framework]}
     files = set(os.listdir(result))
     assert {f for f in files if f.startswith("save_")} == expected
     assert not [f for f in files if f.startswith(".tmp")]
     assert {"train.log", "val.log", "curves.png", "opts.yaml"} <= files
     epoch, arch, config = read_meta(framework, checkpoint(result, framework, 4))
     assert (epoch, arch, config["n_epochs"], config["n_classes"]) == (4, "resnet10", N_EPOCHS, 3)
+    # The label list travels in every format, read without the framework (core.class_names).
+    assert read_checkpoint_meta(checkpoint(result, framework, 4))["class_names"] == list(CLASSES)
+    best_epoch = max(read_log(os.path.join(result, "val.log")), key=lambda r: float(r["acc"]))["epoch"]
+    assert read_meta(framework, os.path.join(result, f"save_best{SUFFIX[framework]}"))[0] == int(best_epoch)
 
     # Evaluation of the last checkpoint on the 6 validation videos (chance: 1/3).
     evaluated = data / f"{framework}_eval"
     out = run_cli(framework, "evaluate", tiny_config(str(data), evaluated, **REFERENCE),
                   "--resume_path", checkpoint(result, framework, N_EPOCHS))
-    for text in ("clip top-1", "video top-1", "top-5", "mean class"):
+    for text in ("clip top-1", "video top-1", "mean class", "precision"):
         assert text in out
+    assert "top-5" not in out  # 3 classes: top-5 would always be 1
     with open(evaluated / "val.json") as f:
         results = json.load(f)["results"]
     assert len(results) == 6
@@ -177,7 +184,8 @@ def test_resume_from_kenshohara_checkpoint_continues_at_its_epoch(data, tmp_path
     assert f"resumed from {his} (epoch 1)" in capsys.readouterr().out
     rows = read_log(result / "train.log")
     assert [(int(r["epoch"]), float(r["lr"])) for r in rows] == [(2, 0.0005), (3, 0.00005)]
-    assert sorted(os.listdir(result)) == ["curves.png", "opts.yaml", "save_2.pth", "save_3.pth", "train.log"]
+    assert sorted(name for name in os.listdir(result) if not name.startswith("events.out.tfevents")) == \
+        ["curves.png", "opts.yaml", "save_2.pth", "save_3.pth", "train.log"]
     saved = torch.load(result / "save_3.pth", weights_only=True)
     assert (saved["epoch"], saved["arch"]) == (3, "resnet10")
     # His counters (1000) went on by 2 epochs of 3 batches; his weights moved a little (a fresh

@@ -13,6 +13,14 @@ user exported wins. torch's and MindSpore's libraries ignore it.
 """
 import os
 import platform
+import warnings
+
+# Importing paddle warns on every command (--help included) that ccache is missing, which only matters
+# for compiling C++ extensions (none is compiled here); its BatchNorm warns at the first training step
+# that it tracks running statistics, which is what the models expect.
+warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+warnings.filterwarnings("ignore", message="When training, we now always track global mean and variance",
+                        category=UserWarning)
 
 
 def mkl_cpu_type(cpuinfo="/proc/cpuinfo"):

@@ -50,9 +50,14 @@ def _len_field(number, payload):
 
 
 def write_ckpt(path, arrays):
-    """Write `{name: numpy array}` to `path` as mindspore.save_checkpoint does, byte for byte."""
+    """Write `{name: numpy array or str}` to `path` as mindspore.save_checkpoint does, byte for byte."""
     with open(path, "wb") as file:
         for name, array in arrays.items():
+            if isinstance(array, str):  # a text entry (save_checkpoint's append_dict): dims [0], UTF-32
+                text = array.encode("utf-32-le")
+                tensor = _key(1, VARINT) + _varint(0) + _len_field(2, b"str") + _len_field(3, text)
+                file.write(_len_field(1, _len_field(1, name.encode()) + _len_field(2, tensor)))
+                continue
             array = np.asarray(array)
             if array.dtype not in TYPE_NAMES:
                 raise ValueError(f"{path}: '{name}' has dtype {array.dtype}, which a .ckpt cannot hold "

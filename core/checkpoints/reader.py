@@ -31,6 +31,7 @@ class Checkpoint:
     layout: str = "neutral"  # the layout it was read in
     epoch: Optional[int] = None
     dropped: list = field(default_factory=list)  # training state left out when reading
+    stored: dict = field(default_factory=dict)  # class names and config kept with it (core.class_names)
 
 
 def read_checkpoint(path, fmt=None, layout=None, arch=None):
@@ -39,8 +40,10 @@ def read_checkpoint(path, fmt=None, layout=None, arch=None):
     The architecture comes from the file when it says so, else from `arch`, else from the shapes.
     Raises core.state_dict.StateDictMismatch when the parameters do not fit that architecture.
     """
+    from core.class_names import stored_meta  # it reads the sidecars of the formats defined here
     fmt = format_of(path, fmt)
     tree = fmt.read(path)
+    stored = stored_meta(path, tree)
     layout = get_layout(layout or detect_layout(tree, fmt), fmt, source=path)
     state, meta = layout.read(tree, fmt, path)
     del tree
@@ -55,7 +58,7 @@ def read_checkpoint(path, fmt=None, layout=None, arch=None):
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     check_state(archs.expected_shapes(arch, **model_kwargs), {n: v.shape for n, v in state.items()}, source=path)
-    return Checkpoint(state, arch, model_kwargs, layout.name, meta.epoch, meta.dropped)
+    return Checkpoint(state, arch, model_kwargs, layout.name, meta.epoch, meta.dropped, stored)
 
 
 def read_state(path):
@@ -123,14 +126,16 @@ def paddle_set_record(stem):
 
 def _read_pdparams_training(path, fmt):
     stem = path[: -len(".pdparams")]
-    if not os.path.exists(stem + ".json") and not os.path.exists(stem + ".pdopt"):
-        raise _weights_only(path)
+    meta = {}
+    if os.path.exists(stem + ".json"):
+        with open(stem + ".json") as file:
+            meta = json.load(file)
+    if not os.path.exists(stem + ".pdopt") and "members" not in meta:
+        raise _weights_only(path)  # a weights file, maybe with its class names (python -m convert)
     missing = [stem + suffix for suffix in PADDLE_SIDECARS if not os.path.exists(stem + suffix)]
     if missing:
         raise NotATrainingCheckpoint(f"{path}: incomplete checkpoint set ({', '.join(missing)} missing: its "
                                      f"write was interrupted){_earlier_sets(path)}")
-    with open(stem + ".json") as file:
-        meta = json.load(file)
     if meta.get("members") != paddle_set_record(stem):
         raise NotATrainingCheckpoint(f"{path}: its .pdparams / .pdopt are not the ones its .json recorded (a write "
                                      f"of the set was interrupted){_earlier_sets(path)}")
@@ -177,12 +182,39 @@ def _read_ckpt_training(path, fmt):
 _TRAINING_READERS = {"pth": _read_pth_training, "pdparams": _read_pdparams_training, "ckpt": _read_ckpt_training}
 
 
-def write_checkpoint(path, checkpoint, fmt=None, layout="neutral"):
-    """Write `checkpoint` to `path` atomically in format `fmt` (default: from the extension) and `layout`."""
+def write_checkpoint(path, checkpoint, fmt=None, layout="neutral", stored=None):
+    """Write `checkpoint` to `path` atomically in format `fmt` (default: from the extension) and `layout`.
+
+    `stored` ({"class_names", "config"}, core.class_names.read_checkpoint_meta) goes where the training
+    engines keep it: entries of a kenshohara .pth, text entries of a .ckpt, the .pdparams' <stem>.json.
+    Returns whether it could be stored (a flat .pth, .npz or .safetensors holds parameters only).
+    """
     fmt = format_of(path, fmt)
     layout = get_layout(layout, fmt, checkpoint.arch, source=path)
     tree = layout.write(checkpoint.state, fmt, Meta(checkpoint.arch, checkpoint.epoch))
+    stored = {key: value for key, value in (stored or {}).items() if value is not None}
+    if stored and fmt.name == "ckpt":
+        tree.update({key: json.dumps(value) for key, value in stored.items()})
+    elif stored and fmt.name == "pth" and layout.name == "kenshohara":
+        tree.update(stored)
     write_atomically(path, fmt, tree)
+    if stored and fmt.name == "pdparams":
+        write_atomically(os.path.splitext(path)[0] + ".json", _JSON, stored)
+    return not stored or holds_meta(fmt, layout.name)
+
+
+def holds_meta(fmt, layout):
+    """Whether a file of Format `fmt` in `layout` keeps the class names and config (write_checkpoint's `stored`)."""
+    return fmt.name in ("ckpt", "pdparams") or layout == "kenshohara"
+
+
+class _JSON:
+    """write_atomically's format for the .pdparams sidecar (as the Paddle engine writes it)."""
+
+    @staticmethod
+    def write(path, tree):
+        with open(path, "w") as file:
+            json.dump(tree, file, indent=1)
 
 
 def replace_head(checkpoint, n_classes, seed=0):
