@@ -44,7 +44,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each (after a warm-up)")
     args = parser.parse_args(argv)
-    from backends.torch.engine import TorchEngine, build_predictor
+    from backends.torch.engine import Engine, build_predictor
     from core.annotations import ucf101, write_json
     from core.config import load_config
     from core.evaluation import evaluate
@@ -59,7 +59,7 @@ def main(argv=None):
         # The config names the demo's data; predict reads none ("key=" restores the default, None).
         config = load_config(CONFIG, ["video_path=", "annotation_path=", f"result_path={root}/results", "device=cpu"],
                              require_paths=())
-        engine = TorchEngine(config)
+        engine = Engine(config)
         checkpoint = os.path.join(root, "save_0.pth")
         engine.save(checkpoint, checkpoint_meta(config, 0, LRSchedule(config)))
         predict = build_predictor(load_config(CONFIG, ["video_path=", "annotation_path=", f"resume_path={checkpoint}",

@@ -7,6 +7,7 @@ messages and outputs are the same in PyTorch, Paddle and MindSpore.
 import argparse
 import importlib
 import os
+import pickle
 import sys
 import time
 
@@ -55,7 +56,7 @@ def _check_class_names(config):
     labels: every accuracy would then compare the wrong classes."""
     try:
         stored = read_checkpoint_meta(config["resume_path"])["class_names"]
-    except (OSError, ValueError):
+    except (OSError, ValueError, pickle.UnpicklingError):
         return  # the predictor's reader names the file's problem
     labels, _ = load_annotations(config["annotation_path"], config["inference_subset"])
     if stored and stored != labels:

@@ -18,6 +18,7 @@ import importlib
 import io
 import json
 import os
+import pickle
 import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -252,7 +253,7 @@ def predict_main(framework, engine_module, argv=None):
         config = predict_config(args.resume_path, args.config, args.set, meta["config"])
     except ConfigError as error:
         raise SystemExit(f"config error: {error}") from None
-    except (OSError, ValueError) as error:  # unreadable / foreign checkpoint
+    except (OSError, ValueError, pickle.UnpicklingError) as error:  # unreadable, foreign or unsafe checkpoint
         raise SystemExit(f"cannot predict: {args.resume_path}: {error}") from None
     try:
         class_names = class_names_for(meta["class_names"], args.labels, config["n_classes"],

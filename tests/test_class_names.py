@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from convert.checkpoint import read_checkpoint, write_checkpoint
-from convert.ckpt import write_ckpt
+from core.checkpoints import read_checkpoint, write_checkpoint
+from core.checkpoints.ckpt import write_ckpt
 from core.class_names import LabelsError, class_names_for, read_checkpoint_meta, read_labels_file
 from tests.community import random_model
 

@@ -275,7 +275,7 @@ def test_mindspore_training_state_is_dropped_with_a_notice(tmp_path):
 
 
 def test_mindspore_engine_checkpoint_gives_its_arch_and_epoch_and_drops_the_rest(tmp_path):
-    # What MindSporeEngine.save writes: parameters, `optimizer.*` state, text entries.
+    # What the MindSpore engine's save writes: parameters, `optimizer.*` state, text entries.
     state = seeded_state("resnet18", **CASES["resnet18"])
     params = [{"name": name, "data": mindspore.Tensor(value)} for name, value in to_mindspore(state).items()]
     params += [{"name": "optimizer.accum.conv1.weight", "data": mindspore.Tensor(state["conv1.weight"])},

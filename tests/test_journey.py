@@ -141,7 +141,6 @@ def test_predict_on_video_files_matches_evaluate_on_their_frames(journey):
 
 
 def test_bad_files_are_named_and_skipped_and_community_files_print_indices(journey, tmp_path, capsys):
-    from backends.torch.engine import build_predictor
     from core.predict import predict_main
     root, _ = journey
     folder = tmp_path / "inbox"
@@ -149,7 +148,7 @@ def test_bad_files_are_named_and_skipped_and_community_files_print_indices(journ
     (folder / "broken.mp4").write_bytes(b"not a video at all")
     os.link(root / "new_video.mkv", folder / "good.mkv")
     with pytest.raises(SystemExit) as exit_status:
-        predict_main("torch", build_predictor, ["--resume_path", str(root / "fight/results/save_best.pth"),
+        predict_main("torch", "backends.torch.engine", ["--resume_path", str(root / "fight/results/save_best.pth"),
                                                 str(folder), str(tmp_path / "missing.avi")])
     assert exit_status.value.code == 1
     out, err = capsys.readouterr()
@@ -157,31 +156,56 @@ def test_bad_files_are_named_and_skipped_and_community_files_print_indices(journ
     assert "broken.mp4" in err and "missing.avi (no such file or folder)" in err
     # kenshohara's file has no names and no config: the shapes give the model, indices the classes.
     community = str(root / "models" / "r3d50_K_200ep.pth")
-    predict_main("torch", build_predictor, ["--resume_path", community, str(root / "new_video.mkv"), "--topk", "3"])
+    predict_main("torch", "backends.torch.engine", ["--resume_path", community, str(root / "new_video.mkv"), "--topk", "3"])
     out, err = capsys.readouterr()
     assert "holds no class names: printing class indices 0..6" in err
     # Default clips (16 frames every 16) of 24 frames: two windows.
     assert re.search(r"new_video\.mkv: \d 0\.\d{4}, \d 0\.\d{4}, \d 0\.\d{4}  \(2 windows\)", out)
     (tmp_path / "kinetics7.txt").write_text("".join(f"action {i}\n" for i in range(7)))
-    predict_main("torch", build_predictor, ["--resume_path", community, str(root / "new_video.mkv"),
+    predict_main("torch", "backends.torch.engine", ["--resume_path", community, str(root / "new_video.mkv"),
                                             "--labels", str(tmp_path / "kinetics7.txt")])
     assert re.search(r"new_video\.mkv: action \d 0\.\d{4}", capsys.readouterr().out)
 
 
 def test_kenshohara_inference_command_line(journey, monkeypatch):
     """His `--no_train --no_val --inference --inference_no_average` run, --root_path joined to the paths."""
-    from backends.torch.engine import TorchEngine, build_predictor
     from core.cli import train_main
     root, _ = journey
     monkeypatch.chdir(root)  # the config's own paths are relative to where the user runs
-    train_main("torch", TorchEngine, [
+    train_main("torch", "backends.torch.engine", [
         "--config", str(root / "configs" / "fight_detection.yaml"), "--root_path", str(root),
         "--video_path", "fight/frames", "--annotation_path", "fight/annotations.json", "--result_path", "fight/ken",
         "--resume_path", "fight/results/save_best.pth", "--no_train", "--no_val", "--inference",
-        "--inference_no_average", "--inference_subset", "train", "--output_topk", "1", "--inference_batch_size", "1"],
-        build_predictor=build_predictor)
+        "--inference_no_average", "--inference_subset", "train", "--output_topk", "1", "--inference_batch_size", "1"])
     results = predictions(root / "fight" / "ken" / "train.json")
     assert len(results) == 8  # the 8 training videos, 16 frames each: windows [1, 9) and [9, 17)
     for clips in results.values():
         assert [clip["segment"] for clip in clips] == [[1, 9], [9, 17]]
         assert all(len(clip["result"]) == 1 and clip["result"][0]["label"] in ("Fight", "NonFight") for clip in clips)
+
+
+# Runs a module's main with argv, then prints the training frameworks the process imported.
+WITHOUT_FRAMEWORKS = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+except SystemExit as done:
+    assert not done.code, done.code
+print("frameworks:", sorted({m.split(".")[0] for m in sys.modules} & {"torch", "paddle", "mindspore"}))
+"""
+
+
+def test_an_exported_onnx_model_predicts_the_same_without_a_training_framework(journey):
+    root, _ = journey
+    config = ["--config", "configs/fight_detection.yaml"]
+    run(["python", "-m", "convert.export", "fight/results/save_best.pth", "fight/model.onnx", *config], root)
+    (root / "fight" / "labels.txt").write_text("Fight\nNonFight\n")
+    out = run(["python", "-c", WITHOUT_FRAMEWORKS, "backends.torch.predict", "--resume_path", "fight/model.onnx",
+               *config, "--labels", "fight/labels.txt", "--output", "fight/predictions_onnx.json",
+               "new_video.mkv"], root).stdout
+    assert out.strip().endswith("frameworks: []")
+    onnx, torch_result = (predictions(root / "fight" / name)["new_video.mkv"]
+                          for name in ("predictions_onnx.json", "predictions.json"))
+    assert [e["label"] for e in onnx] == [e["label"] for e in torch_result]
+    assert np.max(np.abs(np.subtract([e["score"] for e in onnx], [e["score"] for e in torch_result]))) < 1e-4

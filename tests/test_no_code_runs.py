@@ -130,3 +130,15 @@ def test_resume_path_never_runs_a_payload(payloads, data, tmp_path, framework):
         train_main(framework, f"backends.{framework}.engine", ["--config", config])
     assert str(exit_info.value.code).startswith("cannot train: ") and "refusing to load" in str(exit_info.value.code)
     assert not os.path.exists(marker)
+
+
+@pytest.mark.parametrize("kind", ["pth", "pdparams"])
+def test_predict_never_runs_a_payload(payloads, tmp_path, kind):
+    from core.predict import predict_main
+    from tests._data_videos import write_tiny_video
+    paths, marker = payloads
+    write_tiny_video(tmp_path / "clip.mp4")
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main("torch", "backends.torch.engine", ["--resume_path", paths[kind], str(tmp_path / "clip.mp4")])
+    assert str(exit_info.value.code).startswith(f"cannot predict: {paths[kind]}: ")
+    assert not os.path.exists(marker)

@@ -78,10 +78,12 @@ class Engine(engine.Engine):
         grad_fn = ms.value_and_grad(forward, None, self.optimizer.parameters, has_aux=True)
         # Averages the gradients over the data-parallel processes.
         reduce_grads = nn.DistributedGradReducer(self.optimizer.parameters, mean=True, degree=self.world_size) \
-            if self.world_size > 1 else (lambda grads: grads)
+            if self.world_size > 1 else None
 
         def step(grads):
-            self.optimizer(reduce_grads(grads))
+            if reduce_grads is not None:
+                grads = reduce_grads(grads)
+            self.optimizer(grads)
 
         compile_step = ms.jit if self.config["ms_mode"] == "graph" else (lambda function: function)
         self.forward = forward

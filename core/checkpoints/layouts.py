@@ -23,7 +23,7 @@ from core.state_dict import drop_batch_counters, strip_prefix
 
 PADDLE_NAME_TABLE = "StructuredToParameterName@@"
 # What MindSpore training adds to a .ckpt next to the weights (optimizer moments, counters; our
-# MindSporeEngine's `optimizer.*` state and its text entries arch, epoch, scheduler, config).
+# MindSpore engine's `optimizer.*` state and its text entries arch, epoch, scheduler, config).
 _MINDSPORE_OPTIMIZER_PREFIXES = ("moments.", "moment1.", "moment2.", "accum.", "optimizer.")
 _MINDSPORE_TRAINING_SCALARS = {"learning_rate", "global_step", "momentum", "beta1_power", "beta2_power",
                                "epoch_num", "step_num", "scale_sense", "current_iterator_step",
