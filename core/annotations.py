@@ -26,7 +26,9 @@ kinetics_json.py) field for field:
 n_frames counts the image_*.jpg files in FRAMES_ROOT/<label>/<video_id>, a folder that
 core.extract_frames finished (its .done marker records that count). A listed video without frames,
 or with a folder left half-written by an interrupted extraction, is left out with a warning that
-names it: run core.extract_frames again to finish those. Frames from other tools (kenshohara's
+names it: run core.extract_frames again to finish those. Kinetics keeps such videos, listed without
+a segment, as kenshohara's kinetics_json.py does (many YouTube videos cannot be downloaded): the
+datasets skip them, and eval_accuracy counts them wrong unless --ignore, the reference's denominator. Frames from other tools (kenshohara's
 generate_video_jpgs.py) carry no markers: --no-markers counts every folder as it is. Video ids are
 file names without their extension.
 """
@@ -68,11 +70,21 @@ def _warn_left_out(video_ids, problem):
         print(f"warning: {len(video_ids)} videos {problem} and are left out: {listed}", file=sys.stderr)
 
 
-def add_segments(data, frames_root, source="", markers=True):
+def _warn_kept(video_ids, problem):
+    if video_ids:
+        listed = ", ".join(video_ids[:MAX_LISTED]) + (f" and {len(video_ids) - MAX_LISTED} more"
+                                                         if len(video_ids) > MAX_LISTED else "")
+        print(f"warning: {len(video_ids)} videos {problem}; they are kept without a segment (the reference's "
+              f"denominator: eval_accuracy counts them wrong unless --ignore): {listed}", file=sys.stderr)
+
+
+def add_segments(data, frames_root, source="", markers=True, keep_missing=False):
     """Set each video's segment [1, n_frames + 1]; drop and report videos without finished frame folders.
 
     With `markers`, a folder counts only when core.extract_frames finished it (is_finished); without,
-    any frames count (folders written by other tools). Returns the dropped ids.
+    any frames count (folders written by other tools). `keep_missing` keeps those videos listed without a
+    segment, as kenshohara's kinetics_json.py does: training skips them, and eval_accuracy counts them
+    wrong unless --ignore (the reference's denominator). Returns the ids without a segment.
     """
     database = data["database"]
     missing, unfinished = [], []
@@ -83,8 +95,12 @@ def add_segments(data, frames_root, source="", markers=True):
             entry["annotations"]["segment"] = [1, n_frames + 1]
             continue
         (unfinished if n_frames else missing).append(video_id)
-        del database[video_id]
+        if not keep_missing:
+            del database[video_id]
     source = source or "the split files"
+    if keep_missing:
+        _warn_kept(missing + unfinished, f"listed in {source} have no (finished) frame folder under {frames_root}")
+        return missing + unfinished
     _warn_left_out(missing, f"listed in {source} have no frames under {frames_root}")
     _warn_left_out(unfinished, f"listed in {source} have unfinished frame folders under {frames_root} (no {MARKER} "
                                f"marker with their frame count: rerun core.extract_frames; frames from another tool "
@@ -151,7 +167,7 @@ def kinetics(csv_dir, frames_root, markers=True):
         for row in train_rows if subset == "training" else _kinetics_rows(csv_path):
             database[_kinetics_id(row)] = _entry(subset, None if subset == "testing" else row["label"])
     data = {"labels": labels, "database": database}
-    add_segments(data, frames_root, csv_dir, markers)
+    add_segments(data, frames_root, csv_dir, markers, keep_missing=True)
     return data
 
 

@@ -27,7 +27,8 @@ import sys
 
 import numpy as np
 
-from core.frames import FLOW_TEMPLATE, RGB_TEMPLATE, flow_frame_name, frame_size, read_flow_frames, read_rgb_frames
+from core.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, FrameError, check_flow_alignment, flow_frame_name, frame_size,
+                         read_flow_frames, read_rgb_frames)
 from core.spatial import build_spatial
 from core.temporal import build_temporal
 
@@ -37,7 +38,11 @@ class AnnotationError(ValueError):
 
 
 def load_annotations(annotation_path, subset):
-    """(class_names, [(video_id, label name or None, (first frame, last frame + 1)), ...]) of `subset`."""
+    """(class_names, [(video_id, label name or None, (first frame, last frame + 1)), ...]) of `subset`.
+
+    A video without a segment (listed but without frames, as kenshohara's kinetics_json.py keeps them)
+    has segment None.
+    """
     try:
         with open(annotation_path) as f:
             data = json.load(f)
@@ -48,8 +53,9 @@ def load_annotations(annotation_path, subset):
                 continue
             annotation = entry.get("annotations", {})
             segment = annotation.get("segment")
-            if segment is None:
-                raise AnnotationError(f"{annotation_path}: video '{video_id}' has no 'segment'")
+            if segment is None:  # kenshohara's Kinetics / ActivityNet JSON keep videos without frames so
+                videos.append((video_id, annotation.get("label"), None))  # (no segment)
+                continue
             if not (isinstance(segment, list) and len(segment) == 2 and all(type(i) is int for i in segment)):
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has segment {segment!r}, expected "
                                       "[first frame, last frame + 1] (integers)")
@@ -80,10 +86,15 @@ class VideoDataset:
         self.class_names, videos = load_annotations(annotation_path, subset)
         class_index = {name: i for i, name in enumerate(self.class_names)}
         self.video_ids, self.labels, self.video_dirs, self.first_frames, self.n_frames = [], [], [], [], []
-        missing = []
-        for video_id, label, (first_frame, end_frame) in videos:
+        missing, without_frames = [], []
+        self.n_listed = len(videos)  # the subset's videos in the annotation, with frames or not
+        for video_id, label, segment in videos:
             if label is not None and label not in class_index:
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has label '{label}' not in 'labels'")
+            if segment is None:
+                without_frames.append(video_id)
+                continue
+            first_frame, end_frame = segment
             video_dir = os.path.join(video_path, label if label is not None else "test", video_id)
             n_frames = end_frame - first_frame - (modality == "flow")
             if not os.path.isdir(video_dir):
@@ -96,6 +107,9 @@ class VideoDataset:
             self.video_dirs.append(video_dir)
             self.first_frames.append(first_frame)
             self.n_frames.append(n_frames)
+        if without_frames:
+            print(f"{annotation_path}: {len(without_frames)} of {len(videos)} '{subset}' videos have no frames (no "
+                  f"segment; first: {without_frames[0]}); skipped", file=sys.stderr)
         if missing:
             print(f"{annotation_path}: {len(missing)} of {len(videos)} '{subset}' videos have no frame folder "
                   f"(first: {missing[0]}); skipped", file=sys.stderr)
@@ -164,9 +178,20 @@ class EvalDataset(VideoDataset):
 
 def _dataset(cls, config, subset, train, inference):
     frames_root = config.flow_path if config.modality == "flow" else config.video_path
-    return cls(config.annotation_path, frames_root, subset,
-               build_spatial(config, train, inference), build_temporal(config, train, inference),
-               modality=config.modality, flow_template=config.flow_template, seed=config.manual_seed)
+    dataset = cls(config.annotation_path, frames_root, subset,
+                  build_spatial(config, train, inference), build_temporal(config, train, inference),
+                  modality=config.modality, flow_template=config.flow_template, seed=config.manual_seed)
+    if config.modality == "flow":
+        _check_flow_layout(dataset)
+    return dataset
+
+
+def _check_flow_layout(dataset):
+    """Flow of the MindSpore zoo read as ours would be one frame off: refuse it (the first video tells)."""
+    try:
+        check_flow_alignment(dataset.video_dirs[0], dataset.flow_template, dataset.frame_indices(0)[-1])
+    except FrameError as e:
+        raise AnnotationError(str(e)) from None
 
 
 def training_set(config):

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core import metrics
-from core.datasets import evaluation_set
+from core.datasets import evaluation_set, load_annotations
 from core.fuse import accuracies, accuracy_table, fuse
 from core.loader import BatchLoader
 from core.scores import Scores, save_scores
@@ -69,6 +69,14 @@ def evaluate(config, predict, tag="rgb", subset=None, log=print):
     video = accuracies(scores)
     log(f"[{tag}] {len(scores.video_ids)} videos of '{subset}': clip top-1 {clip1:.4f} top-5 {clip5:.4f} | "
         f"video top-1 {video['top1']:.4f} top-5 {video['top5']:.4f} mean class {video['mean_class']:.4f}")
+    n_listed = len(load_annotations(config["annotation_path"], subset)[1])
+    if n_listed > len(scores.video_ids) and (scores.labels >= 0).any():
+        # The line above is eval_accuracy --ignore's protocol; the reference's default also counts the listed
+        # videos without frames (wrong).
+        share = len(scores.video_ids) / n_listed
+        log(f"[{tag}] {n_listed - len(scores.video_ids)} of {n_listed} listed videos have no frames; counting them "
+            f"wrong (eval_accuracy without --ignore): video top-1 {video['top1'] * share:.4f} "
+            f"top-5 {video['top5'] * share:.4f}")
     return scores, video
 
 

@@ -51,6 +51,11 @@ MEAN_STD = {
     "i3d": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
 }
 
+# The input normalisation (a MEAN_STD name) each architecture family's community weights were trained
+# with: kenshohara's 3D ResNets and R(2+1)D the Kinetics statistics (his opts.py default), piergiaj's I3D
+# values in [-1, 1] (pytorch-i3d's videotransforms: x / 255 * 2 - 1). The config's mean_dataset defaults to it.
+FAMILY_NORMALISATION = {"resnet": "kinetics", "r2plus1d": "kinetics", "i3d": "i3d"}
+
 CORNER_CROP_POSITIONS = ("c", "tl", "tr", "bl", "br")
 # kenshohara's MultiScaleCornerCrop scales: 1, 2^-1/4, 2^-1/2, 2^-3/4, 2^-1.
 CORNER_CROP_SCALES = tuple(2 ** (-i / 4) for i in range(5))

@@ -1,0 +1,153 @@
+"""Data pipeline details that follow the references: the MindSpore zoo's flow layout, normalisation per
+model family, Kinetics' denominators, ReduceLROnPlateau's eps."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.annotations import kinetics
+from core.config import load_config
+from core.datasets import AnnotationError, training_set, validation_set
+from core.eval_accuracy import evaluate as eval_accuracy
+from core.evaluation import evaluate
+from core.flow import compute_video
+from core.frames import MS_ZOO_FLOW, read_flow_frames
+from core.spatial import mean_std
+from core.training import LRSchedule
+from tests._data_videos import tiny_clip
+
+
+def config(*overrides):
+    return load_config(None, list(overrides), require_paths=())
+
+
+# --- normalisation per model family -----------------------------------------------------------------------
+
+def test_mean_dataset_defaults_to_the_model_family_s(capsys):
+    assert config("model=i3d").mean_dataset == "i3d"
+    assert mean_std(config("model=i3d")) == ([0.5] * 3, [0.5] * 3)  # piergiaj's inputs: x / 255 * 2 - 1
+    assert config("model=resnet").mean_dataset == "kinetics"
+    assert config("model=r2plus1d").mean_dataset == "kinetics"
+    assert config("model=i3d", "mean_dataset=0.5").mean_dataset == "0.5"  # the same statistics: no warning
+    assert capsys.readouterr().err == ""
+
+
+def test_overriding_the_family_s_normalisation_warns(capsys):
+    assert config("model=i3d", "mean_dataset=kinetics").mean_dataset == "kinetics"
+    assert "mean_dataset 'kinetics' replaces the i3d family's 'i3d'" in capsys.readouterr().err
+    config("model=resnet", "mean_dataset=activitynet")
+    assert "the resnet family's 'kinetics'" in capsys.readouterr().err
+    config("model=resnet", "modality=flow", "mean_dataset=0.5")  # flow is always [-1, 1]: nothing to say
+    assert capsys.readouterr().err == ""
+
+
+# --- the MindSpore zoo's flow files --------------------------------------------------------------------------
+
+N_FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def flow_tree(tmp_path_factory):
+    """The same RGB frames through core.flow's layout and the zoo's, plus an annotation."""
+    root = tmp_path_factory.mktemp("flow")
+    rgb = root / "rgb" / "a" / "v1"
+    rgb.mkdir(parents=True)
+    for i, frame in enumerate(tiny_clip(N_FRAMES, 32, 32), 1):
+        cv2.imwrite(str(rgb / f"image_{i:05d}.jpg"), frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    for layout, template in (("ours", "image_{:05d}{}.jpg"), ("zoo", MS_ZOO_FLOW)):
+        assert compute_video(str(rgb), str(root / layout / "a" / "v1"), template=template) == N_FRAMES - 1
+    annotation = root / "annotation.json"
+    annotation.write_text(json.dumps({"labels": ["a"], "database": {
+        "v1": {"subset": "training", "annotations": {"label": "a", "segment": [1, N_FRAMES + 1]}}}}))
+    return root, str(annotation)
+
+
+def test_zoo_flow_layout_is_one_file_later_with_a_zero_first_file(flow_tree):
+    root, _ = flow_tree
+    zoo, ours = root / "zoo" / "a" / "v1", root / "ours" / "a" / "v1"
+    # convert_rgb_to_flow.py: N files for N frames, file 1 = frame 1 against itself (zero motion = 128).
+    assert sorted(p.name for p in zoo.glob("*x.jpg"))[-1] == f"image_{N_FRAMES:05d}x.jpg"
+    assert sorted(p.name for p in ours.glob("*x.jpg"))[-1] == f"image_{N_FRAMES - 1:05d}x.jpg"
+    assert (cv2.imread(str(zoo / "image_00001x.jpg"), cv2.IMREAD_GRAYSCALE) == 128).all()
+    # Our pair k (frame k -> k + 1) is the zoo's file k + 1, byte for byte.
+    for k in range(1, N_FRAMES):
+        assert (ours / f"image_{k:05d}y.jpg").read_bytes() == (zoo / f"image_{k + 1:05d}y.jpg").read_bytes()
+    pairs = list(range(1, N_FRAMES))
+    np.testing.assert_array_equal(read_flow_frames(str(zoo), pairs, MS_ZOO_FLOW), read_flow_frames(str(ours), pairs))
+
+
+def test_zoo_flow_is_read_aligned_or_refused(flow_tree):
+    root, annotation = flow_tree
+
+    def flow_config(layout, *overrides):
+        return load_config(None, [f"annotation_path={annotation}", f"flow_path={root / layout}", "modality=flow",
+                                  "sample_size=16", "sample_duration=4", "train_crop=center", *overrides])
+
+    with pytest.raises(AnnotationError, match="set flow_template: ms-zoo"):
+        training_set(flow_config("zoo"))
+    zoo = training_set(flow_config("zoo", f"flow_template={MS_ZOO_FLOW}"))
+    ours = training_set(flow_config("ours"))
+    for epoch in range(3):
+        zoo.set_epoch(epoch), ours.set_epoch(epoch)
+        np.testing.assert_array_equal(zoo[0][0], ours[0][0])
+
+
+# --- Kinetics: videos without frames stay in the denominator -----------------------------------------------
+
+def test_kinetics_keeps_videos_without_frames_and_both_accuracies_are_printed(tmp_path, capsys):
+    csvs, frames = tmp_path / "csv", tmp_path / "jpg"
+    csvs.mkdir()
+    (csvs / "kinetics_train.csv").write_text("label,youtube_id,time_start,time_end,split\nrun,aaa,0,10,train\n"
+                                             "jump,bbb,0,10,train\n")
+    (csvs / "kinetics_val.csv").write_text("label,youtube_id,time_start,time_end,split\nrun,ccc,0,10,val\n"
+                                           "jump,ddd,0,10,val\nrun,eee,0,10,val\n")
+    ids = {"aaa": "run", "bbb": "jump", "ccc": "run", "ddd": "jump"}  # eee was never downloaded
+    for youtube_id, label in ids.items():
+        folder = frames / label / f"{youtube_id}_000000_000010"
+        folder.mkdir(parents=True)
+        for i, frame in enumerate(tiny_clip(4, 32, 32), 1):
+            cv2.imwrite(str(folder / f"image_{i:05d}.jpg"), frame)
+        (folder / ".done").write_text("4")
+    data = kinetics(str(csvs), str(frames))
+    assert data["database"]["eee_000000_000010"] == {"subset": "validation", "annotations": {"label": "run"}}
+    assert "kept without a segment" in capsys.readouterr().err
+    annotation = tmp_path / "kinetics.json"
+    annotation.write_text(json.dumps(data))
+    run_config = load_config(None, [f"annotation_path={annotation}", f"video_path={frames}", "sample_size=16",
+                                    "sample_duration=4", "n_threads=0", "batch_size=2", "n_classes=2",
+                                    f"result_path={tmp_path / 'results'}"])
+    assert len(validation_set(run_config).video_ids) == 2  # trains and validates on the videos with frames
+    assert "1 of 3 'validation' videos have no frames" in capsys.readouterr().err
+
+    def always_run(x):  # right for ccc (run), wrong for ddd (jump)
+        return np.tile([[5.0, 0.0]], (len(x), 1))
+
+    evaluate(run_config, always_run)
+    printed = capsys.readouterr().out
+    assert "2 videos of 'validation'" in printed and "video top-1 0.5000" in printed
+    assert "1 of 3 listed videos have no frames; counting them wrong (eval_accuracy without --ignore): " \
+           "video top-1 0.3333" in printed
+    results = str(tmp_path / "results" / "val.json")
+    assert eval_accuracy(str(annotation), results, "validation", 1, ignore=True) == 0.5
+    assert "top-1 accuracy without --ignore: 0.3333" in capsys.readouterr().err
+    assert eval_accuracy(str(annotation), results, "validation", 1, ignore=False) == pytest.approx(1 / 3)
+    assert "top-1 accuracy with --ignore: 0.5" in capsys.readouterr().err
+
+
+# --- ReduceLROnPlateau's eps -----------------------------------------------------------------------------------
+
+def test_plateau_stops_cutting_below_eps_as_torch_does():
+    schedule = LRSchedule({"lr_scheduler": "plateau", "learning_rate": 1e-6, "multistep_milestones": [],
+                           "n_epochs": 10, "plateau_patience": 0})
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1e-6)
+    reference = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=0)
+    rates = []
+    for loss in [1.0] + [2.0] * 5:
+        schedule.step(loss)
+        reference.step(loss)
+        assert schedule.lr(1) == optimizer.param_groups[0]["lr"]
+        rates.append(schedule.lr(1))
+    assert rates[-1] == pytest.approx(1e-8)  # 1e-8 -> 1e-9 would cut less than eps: kept
