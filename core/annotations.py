@@ -4,7 +4,8 @@
     python -m core.annotations hmdb51 SPLITS_DIR FRAMES_ROOT DST_DIR     # -> DST_DIR/hmdb51_{1,2,3}.json
     python -m core.annotations kinetics CSV_DIR FRAMES_ROOT DST_JSON
     python -m core.annotations folders VIDEO_ROOT FRAMES_ROOT DST_JSON [--test-subset validation|testing]
-    (each also takes --no-markers, see below)
+    (each also takes --no-markers, see below, and --videos: FRAMES_ROOT holds the video files
+    <class>/<video_id>.<ext> themselves, for frame_source: video)
 
 The output matches kenshohara/3D-ResNets-PyTorch's util_scripts (ucf101_json.py, hmdb51_json.py,
 kinetics_json.py) field for field:
@@ -43,6 +44,8 @@ import sys
 from tqdm import tqdm
 
 from core.extract_frames import MARKER, UNLABELED, count_frames, is_finished, list_videos
+from core.frames import FrameError
+from core.video_clips import VideoIndex, find_video_file
 
 SUBSETS = {"train": "training", "training": "training",
            "val": "validation", "valid": "validation", "validation": "validation"}
@@ -78,20 +81,32 @@ def _warn_kept(video_ids, problem):
               f"denominator: eval_accuracy counts them wrong unless --ignore): {listed}", file=sys.stderr)
 
 
-def add_segments(data, frames_root, source="", markers=True, keep_missing=False):
+def _count_video_frames(stem):
+    """Frames of the video file <stem>.<ext> (0 if none or unreadable), as core.video_clips indexes them."""
+    path = find_video_file(stem)
+    try:
+        return len(VideoIndex(path)) if path else 0
+    except FrameError as error:
+        print(f"warning: {error}", file=sys.stderr)
+        return 0
+
+
+def add_segments(data, frames_root, source="", markers=True, keep_missing=False, video_files=False):
     """Set each video's segment [1, n_frames + 1]; drop and report videos without finished frame folders.
 
     With `markers`, a folder counts only when core.extract_frames finished it (is_finished); without,
     any frames count (folders written by other tools). `keep_missing` keeps those videos listed without a
     segment, as kenshohara's kinetics_json.py does: training skips them, and eval_accuracy counts them
-    wrong unless --ignore (the reference's denominator). Returns the ids without a segment.
+    wrong unless --ignore (the reference's denominator). `video_files`: frames_root holds the video files
+    <label>/<video_id>.<ext> (config frame_source: video), whose frames are counted from their packets.
+    Returns the ids without a segment.
     """
     database = data["database"]
     missing, unfinished = [], []
     for video_id, entry in tqdm(list(database.items()), desc="count frames", unit="video", leave=False):
         frames_dir = os.path.join(frames_root, entry["annotations"].get("label", UNLABELED), video_id)
-        n_frames = count_frames(frames_dir)
-        if n_frames and (not markers or is_finished(frames_dir)):
+        n_frames = _count_video_frames(frames_dir) if video_files else count_frames(frames_dir)
+        if n_frames and (video_files or not markers or is_finished(frames_dir)):
             entry["annotations"]["segment"] = [1, n_frames + 1]
             continue
         (unfinished if n_frames else missing).append(video_id)
@@ -108,7 +123,7 @@ def add_segments(data, frames_root, source="", markers=True, keep_missing=False)
     return missing + unfinished
 
 
-def ucf101(splits_dir, frames_root, split_index, markers=True):
+def ucf101(splits_dir, frames_root, split_index, markers=True, video_files=False):
     """One UCF-101 split as kenshohara's ucf101_json.py builds it."""
     labels = [row[1] for row in _read_rows(os.path.join(splits_dir, "classInd.txt"))]
     database = {}
@@ -117,7 +132,7 @@ def ucf101(splits_dir, frames_root, split_index, markers=True):
             label = row[0].split("/")[0]
             database[_video_id(row[0])] = _entry(subset, label)
     data = {"labels": labels, "database": database}
-    add_segments(data, frames_root, f"{splits_dir} split {split_index}", markers)
+    add_segments(data, frames_root, f"{splits_dir} split {split_index}", markers, video_files=video_files)
     return data
 
 
@@ -125,7 +140,7 @@ def _hmdb51_label(file_name):
     return file_name.rsplit("_", 2)[0]  # "brush_hair_test_split1.txt" -> "brush_hair"
 
 
-def hmdb51(splits_dir, frames_root, split_index, markers=True):
+def hmdb51(splits_dir, frames_root, split_index, markers=True, video_files=False):
     """One HMDB-51 split as kenshohara's hmdb51_json.py builds it."""
     split_files = sorted(glob.glob(os.path.join(splits_dir, "*_test_split[0-9].txt")))
     labels = sorted({_hmdb51_label(os.path.basename(path)) for path in split_files})
@@ -138,7 +153,7 @@ def hmdb51(splits_dir, frames_root, split_index, markers=True):
                 subset = "training" if row[1] == "1" else "validation"
                 database[_video_id(row[0])] = _entry(subset, _hmdb51_label(os.path.basename(path)))
     data = {"labels": labels, "database": database}
-    add_segments(data, frames_root, f"{splits_dir} split {split_index}", markers)
+    add_segments(data, frames_root, f"{splits_dir} split {split_index}", markers, video_files=video_files)
     return data
 
 
@@ -155,7 +170,7 @@ def _kinetics_id(row):
     return "{}_{:06d}_{:06d}".format(row["youtube_id"], int(float(row["time_start"])), int(float(row["time_end"])))
 
 
-def kinetics(csv_dir, frames_root, markers=True):
+def kinetics(csv_dir, frames_root, markers=True, video_files=False):
     """Kinetics as kenshohara's kinetics_json.py builds it."""
     train_rows = _kinetics_rows(os.path.join(csv_dir, "kinetics_train.csv"))
     labels = list(dict.fromkeys(row["label"] for row in train_rows))
@@ -167,11 +182,11 @@ def kinetics(csv_dir, frames_root, markers=True):
         for row in train_rows if subset == "training" else _kinetics_rows(csv_path):
             database[_kinetics_id(row)] = _entry(subset, None if subset == "testing" else row["label"])
     data = {"labels": labels, "database": database}
-    add_segments(data, frames_root, csv_dir, markers, keep_missing=True)
+    add_segments(data, frames_root, csv_dir, markers, keep_missing=True, video_files=video_files)
     return data
 
 
-def folders(video_root, frames_root, test_subset="validation", markers=True):
+def folders(video_root, frames_root, test_subset="validation", markers=True, video_files=False):
     """Split folders <split>/<class>/<video> of the original videos, like a fight-detection dataset."""
     subsets = dict(SUBSETS, test=test_subset, testing=test_subset)
     videos, duplicates = list_videos(video_root, "splits")
@@ -184,7 +199,7 @@ def folders(video_root, frames_root, test_subset="validation", markers=True):
     labels = sorted({v.label for v in videos})
     database = {v.video_id: _entry(subsets[v.split.lower()], v.label) for v in videos}
     data = {"labels": labels, "database": database}
-    add_segments(data, frames_root, video_root, markers)
+    add_segments(data, frames_root, video_root, markers, video_files=video_files)
     return data
 
 
@@ -208,6 +223,9 @@ def main(argv=None):
     common.add_argument("--no-markers", dest="markers", action="store_false",
                         help=f"count frame folders without the {MARKER} marker of core.extract_frames "
                              "(frames extracted by another tool)")
+    common.add_argument("--videos", action="store_true",
+                        help="FRAMES_ROOT holds the video files <class>/<video_id>.<mp4|mkv|webm|avi> themselves "
+                             "(config frame_source: video): frames are counted from their packets")
     for name, source_help in (("ucf101", "folder with classInd.txt, trainlist0N.txt, testlist0N.txt"),
                               ("hmdb51", "folder with <class>_test_split{1,2,3}.txt")):
         command = commands.add_parser(name, parents=[common], help=f"{name} split files -> one JSON per split")
@@ -234,12 +252,12 @@ def main(argv=None):
             if not indices:
                 raise ValueError(f"{args.splits_dir}: no {args.dataset} split files found")
             outputs = {os.path.join(args.dst_dir, "ucf101_{:02d}.json".format(i) if args.dataset == "ucf101"
-                                    else f"hmdb51_{i}.json"): build(args.splits_dir, args.frames_root, i, args.markers)
+                                    else f"hmdb51_{i}.json"): build(args.splits_dir, args.frames_root, i, args.markers, args.videos)
                        for i in indices}
         elif args.dataset == "kinetics":
-            outputs = {args.dst_json: kinetics(args.csv_dir, args.frames_root, args.markers)}
+            outputs = {args.dst_json: kinetics(args.csv_dir, args.frames_root, args.markers, args.videos)}
         else:
-            outputs = {args.dst_json: folders(args.video_root, args.frames_root, args.test_subset, args.markers)}
+            outputs = {args.dst_json: folders(args.video_root, args.frames_root, args.test_subset, args.markers, args.videos)}
     except (OSError, ValueError, KeyError) as error:
         parser.error(f"{type(error).__name__}: {error}")
     for path, data in outputs.items():

@@ -48,6 +48,9 @@ SCHEMA = {
     # data
     "video_path": Key(PATH, None, "root of the extracted frames: <root>/<class>/<video_id>/image_00001.jpg"),
     "flow_path": Key(PATH, None, "root of the optical-flow frames (modality flow, joint evaluation)"),
+    "frame_source": Key(str, "frames", "what video_path holds: extracted JPEG frames, or the video files "
+                                       "<root>/<class>/<video_id>.<mp4|mkv|webm|avi> decoded clip by clip with PyAV "
+                                       "(RGB only)", ("frames", "video")),
     "annotation_path": Key(PATH, None, "annotation JSON (kenshohara's format)"),
     "result_path": Key(str, "results", "directory for logs, checkpoints and results"),
     "flow_template": Key(str, "image_{:05d}{}.jpg", "flow frame names: '{:05d}' is the index, '{}' is x or y "

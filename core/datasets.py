@@ -31,6 +31,7 @@ from core.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, FrameError, check_flow_ali
                          read_flow_frames, read_rgb_frames)
 from core.spatial import build_spatial
 from core.temporal import build_temporal
+from core.video_clips import VideoIndex, find_video_file
 
 
 class AnnotationError(ValueError):
@@ -73,9 +74,13 @@ class VideoDataset:
     """
 
     def __init__(self, annotation_path, video_path, subset, spatial, temporal, modality="rgb",
-                 flow_template=FLOW_TEMPLATE, seed=0):
+                 flow_template=FLOW_TEMPLATE, seed=0, frame_source="frames"):
         if modality not in ("rgb", "flow"):
             raise ValueError(f"modality must be rgb or flow, got {modality!r}")
+        if frame_source == "video" and modality != "rgb":
+            raise ValueError("frame_source video reads RGB clips; flow needs its frames (core.flow)")
+        self.frame_source = frame_source
+        self.video_indices = {}  # video index -> core.video_clips.VideoIndex (frame_source video)
         self.spatial = spatial
         self.temporal = temporal
         self.modality = modality
@@ -97,7 +102,9 @@ class VideoDataset:
             first_frame, end_frame = segment
             video_dir = os.path.join(video_path, label if label is not None else "test", video_id)
             n_frames = end_frame - first_frame - (modality == "flow")
-            if not os.path.isdir(video_dir):
+            if frame_source == "video":  # the video file <video_path>/<label>/<video_id>.<ext> itself
+                video_dir = find_video_file(video_dir) or video_dir + ".<mp4|mkv|webm|avi|...>"
+            if not (os.path.isfile if frame_source == "video" else os.path.isdir)(video_dir):
                 missing.append(video_dir)
                 continue
             if n_frames < 1:
@@ -133,6 +140,13 @@ class VideoDataset:
     def read_clip(self, video_index, frame_indices, rng):
         """Frames `frame_indices` of video `video_index` through the spatial transform, as C x T x H x W."""
         video_dir = self.video_dirs[video_index]
+        if self.frame_source == "video":
+            if video_index not in self.video_indices:
+                self.video_indices[video_index] = VideoIndex(video_dir)
+            video = self.video_indices[video_index]
+            clip = self.spatial.load(lambda reduction, each: video.read(frame_indices, each),
+                                     (video.height, video.width), rng)
+            return np.ascontiguousarray(clip.transpose(3, 0, 1, 2), dtype=np.float32)
         if self.modality == "flow":
             first = flow_frame_name(self.flow_template, frame_indices[0], "x")
             read = functools.partial(read_flow_frames, video_dir, frame_indices, self.flow_template)
@@ -180,7 +194,10 @@ def _dataset(cls, config, subset, train, inference):
     frames_root = config.flow_path if config.modality == "flow" else config.video_path
     dataset = cls(config.annotation_path, frames_root, subset,
                   build_spatial(config, train, inference), build_temporal(config, train, inference),
-                  modality=config.modality, flow_template=config.flow_template, seed=config.manual_seed)
+                  modality=config.modality, flow_template=config.flow_template, seed=config.manual_seed,
+                  frame_source=config.frame_source)
+    if config.frame_source == "video":
+        dataset.spatial.reduced_decoding = False  # a JPEG decoding option
     if config.modality == "flow":
         _check_flow_layout(dataset)
     return dataset
