@@ -4,11 +4,13 @@
     python -m core.annotations hmdb51 SPLITS_DIR FRAMES_ROOT DST_DIR     # -> DST_DIR/hmdb51_{1,2,3}.json
     python -m core.annotations kinetics CSV_DIR FRAMES_ROOT DST_JSON
     python -m core.annotations folders VIDEO_ROOT FRAMES_ROOT DST_JSON [--test-subset validation|testing]
+    python -m core.annotations mit DIR FRAMES_ROOT DST_JSON
+    python -m core.annotations activitynet ACTIVITYNET_JSON FRAMES_ROOT DST_JSON [--videos-dir DIR]
     (each also takes --no-markers, see below, and --videos: FRAMES_ROOT holds the video files
     <class>/<video_id>.<ext> themselves, for frame_source: video)
 
 The output matches kenshohara/3D-ResNets-PyTorch's util_scripts (ucf101_json.py, hmdb51_json.py,
-kinetics_json.py) field for field:
+kinetics_json.py, mit_json.py) field for field:
 
     {"labels": [...], "database": {video_id: {"subset": "training" | "validation" | "testing",
                                               "annotations": {"label": ..., "segment": [1, n_frames + 1]}}}}
@@ -37,6 +39,7 @@ import argparse
 import csv
 import glob
 import json
+import math
 import os
 import re
 import sys
@@ -186,6 +189,100 @@ def kinetics(csv_dir, frames_root, markers=True, video_files=False):
     return data
 
 
+def mit(dir_path, frames_root, markers=True, video_files=False):
+    """Moments in Time as kenshohara's mit_json.py builds it (moments_categories.txt, trainingSet.csv,
+    validationSet.csv, optional testingSet.csv; 339 classes in the categories file's order)."""
+    def rows(name):
+        with open(os.path.join(dir_path, name), newline="") as f:
+            return [row for row in csv.reader(f) if row]
+
+    labels = [row[0] for row in rows("moments_categories.txt")]
+    database = {}
+    for name, subset in (("trainingSet.csv", "training"), ("validationSet.csv", "validation"),
+                         ("testingSet.csv", "testing")):
+        if subset == "testing" and not os.path.exists(os.path.join(dir_path, name)):
+            continue
+        for row in rows(name):
+            # "<label>/<file>.mp4,<label>,..." ("<file>.mp4" alone in the test list)
+            database[_video_id(row[0])] = _entry(subset, None if subset == "testing" else row[1])
+    data = {"labels": labels, "database": database}
+    add_segments(data, frames_root, dir_path, markers, video_files=video_files)
+    return data
+
+
+ACTIVITYNET_MIN_FRAMES = 8  # kenshohara's ActivityNet dataset drops shorter segments
+
+
+def activitynet_labels(data):
+    """The leaf classes of the taxonomy, in its order (kenshohara's datasets/activitynet.get_class_labels)."""
+    parents = {node["parentId"] for node in data["taxonomy"]}
+    return [node["nodeName"] for node in data["taxonomy"] if node["nodeId"] not in parents]
+
+
+def video_fps(path):
+    """The frame rate a video file's header states (what ffprobe prints as 'fps'), or None."""
+    import av
+    try:
+        with av.open(path) as container:
+            rate = container.streams.video[0].average_rate
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
+    return float(rate) if rate else None
+
+
+def add_fps(data, videos_dir):
+    """kenshohara's add_fps_into_activitynet_json.py: `fps` of each database entry from v_<id>.mp4 in
+    videos_dir (an entry whose file is missing or unreadable gets none)."""
+    for video_id, entry in data["database"].items():
+        fps = video_fps(os.path.join(videos_dir, f"v_{video_id}.mp4"))
+        if fps is not None:
+            entry["fps"] = fps
+
+
+def activitynet(activitynet_json, frames_root, videos_dir=None, markers=True):
+    """ActivityNet (official JSON: taxonomy, untrimmed videos, segments in seconds) as kenshohara's
+    datasets/activitynet.py samples it: each annotated segment is one entry '<id>_<k>' whose frames are
+    floor(begin x fps) + 1 .. min(floor(end x fps) + 1, n_frames) - 1 of the folder FRAMES_ROOT/v_<id>
+    (his layout, named by the entry's 'video'); segments under 8 frames are dropped. Testing videos are
+    one unlabelled entry each, the whole video (his untrimmed setting). `fps` comes from the JSON (after
+    his add_fps_into_activitynet_json.py) or, with `videos_dir`, from v_<id>.mp4 there, and is written
+    into each entry. Listed videos without frames are kept without a segment, as for Kinetics."""
+    with open(activitynet_json) as f:
+        source = json.load(f)
+    if videos_dir:
+        add_fps(source, videos_dir)
+    database, no_fps, no_frames, short = {}, [], [], []
+    for video_id, entry in source["database"].items():
+        subset, fps, folder = entry["subset"], entry.get("fps"), f"v_{video_id}"
+        frames_dir = os.path.join(frames_root, folder)
+        n_frames = count_frames(frames_dir) if (not markers or is_finished(frames_dir)) else 0
+        if n_frames and fps is None:
+            no_fps.append(video_id)
+            continue
+        if not n_frames:
+            no_frames.append(video_id)
+        annotations = entry["annotations"] if subset != "testing" else [None]
+        for k, annotation in enumerate(annotations, 1):
+            key = f"{video_id}_{k}" if annotation else video_id
+            new = {"subset": subset, "video": folder, **({"fps": fps} if fps else {}),
+                   "annotations": {"label": annotation["label"]} if annotation else {}}
+            if n_frames:
+                begin, end = 1, n_frames + 1  # testing: the whole video (his untrimmed setting)
+                if annotation:
+                    begin = math.floor(annotation["segment"][0] * fps) + 1
+                    end = min(math.floor(annotation["segment"][1] * fps) + 1, n_frames)
+                if end - begin < ACTIVITYNET_MIN_FRAMES:
+                    short.append(key)
+                    continue
+                new["annotations"]["segment"] = [begin, end]
+            database[key] = new
+    _warn_left_out(no_fps, "have frames but no fps (give --videos-dir, or add it as add_fps_into_activitynet_json.py "
+                           "does)")
+    _warn_left_out(short, f"are segments of fewer than {ACTIVITYNET_MIN_FRAMES} frames")
+    _warn_kept(no_frames, f"have no (finished) frame folder v_<id> under {frames_root}")
+    return {"labels": activitynet_labels(source), "database": database}
+
+
 def folders(video_root, frames_root, test_subset="validation", markers=True, video_files=False):
     """Split folders <split>/<class>/<video> of the original videos, like a fight-detection dataset."""
     subsets = dict(SUBSETS, test=test_subset, testing=test_subset)
@@ -236,6 +333,18 @@ def main(argv=None):
     command.add_argument("csv_dir", help="folder with kinetics_train.csv, kinetics_val.csv (, kinetics_test.csv)")
     command.add_argument("frames_root", help="extracted frames <root>/<class>/<video_id>/image_00001.jpg")
     command.add_argument("dst_json", help="output JSON file")
+    command = commands.add_parser("mit", parents=[common], help="Moments in Time CSVs -> one JSON")
+    command.add_argument("dir_path", help="folder with moments_categories.txt, trainingSet.csv, validationSet.csv "
+                                          "(, testingSet.csv)")
+    command.add_argument("frames_root", help="extracted frames <root>/<class>/<video_id>/image_00001.jpg")
+    command.add_argument("dst_json", help="output JSON file")
+    command = commands.add_parser("activitynet", parents=[common],
+                                  help="the official ActivityNet JSON -> one JSON, one entry per annotated segment")
+    command.add_argument("activitynet_json", help="activity_net.v1-3.min.json (with fps, or give --videos-dir)")
+    command.add_argument("frames_root", help="extracted frames <root>/v_<id>/image_00001.jpg (kenshohara's layout)")
+    command.add_argument("dst_json", help="output JSON file")
+    command.add_argument("--videos-dir", help="folder of the v_<id>.mp4 files: their fps is written into the JSON "
+                                              "(kenshohara's add_fps_into_activitynet_json.py)")
     command = commands.add_parser("folders", parents=[common], help="split folders of the original videos -> one JSON")
     command.add_argument("video_root", help="original videos <root>/<split>/<class>/<video>")
     command.add_argument("frames_root", help="extracted frames <root>/<class>/<video_id>/image_00001.jpg")
@@ -256,6 +365,11 @@ def main(argv=None):
                        for i in indices}
         elif args.dataset == "kinetics":
             outputs = {args.dst_json: kinetics(args.csv_dir, args.frames_root, args.markers, args.videos)}
+        elif args.dataset == "mit":
+            outputs = {args.dst_json: mit(args.dir_path, args.frames_root, args.markers, args.videos)}
+        elif args.dataset == "activitynet":
+            outputs = {args.dst_json: activitynet(args.activitynet_json, args.frames_root, args.videos_dir,
+                                                  args.markers)}
         else:
             outputs = {args.dst_json: folders(args.video_root, args.frames_root, args.test_subset, args.markers, args.videos)}
     except (OSError, ValueError, KeyError) as error:

@@ -38,11 +38,13 @@ class AnnotationError(ValueError):
     """An annotation file that does not fit kenshohara's format."""
 
 
-def load_annotations(annotation_path, subset):
+def load_annotations(annotation_path, subset, folders=None):
     """(class_names, [(video_id, label name or None, (first frame, last frame + 1)), ...]) of `subset`.
 
     A video without a segment (listed but without frames, as kenshohara's kinetics_json.py keeps them)
-    has segment None.
+    has segment None. `folders`, a dict, receives {video_id: frames folder relative to the root} of the
+    entries that name one in 'video' (ActivityNet's segments share their video's v_<id>); the others are
+    at <label>/<video_id>.
     """
     try:
         with open(annotation_path) as f:
@@ -61,6 +63,8 @@ def load_annotations(annotation_path, subset):
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has segment {segment!r}, expected "
                                       "[first frame, last frame + 1] (integers)")
             videos.append((video_id, annotation.get("label"), tuple(segment)))
+            if "video" in entry and folders is not None:
+                folders[video_id] = entry["video"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise AnnotationError(f"{annotation_path}: not a valid annotation file ({type(e).__name__}: {e})") from None
     return class_names, videos
@@ -88,7 +92,8 @@ class VideoDataset:
         self.seed = seed
         self.epoch = 0
         self.frame_sizes = {}  # video index -> (height, width), read from a frame header once
-        self.class_names, videos = load_annotations(annotation_path, subset)
+        folders = {}
+        self.class_names, videos = load_annotations(annotation_path, subset, folders)
         class_index = {name: i for i, name in enumerate(self.class_names)}
         self.video_ids, self.labels, self.video_dirs, self.first_frames, self.n_frames = [], [], [], [], []
         missing, without_frames = [], []
@@ -100,7 +105,8 @@ class VideoDataset:
                 without_frames.append(video_id)
                 continue
             first_frame, end_frame = segment
-            video_dir = os.path.join(video_path, label if label is not None else "test", video_id)
+            video_dir = os.path.join(video_path, folders.get(video_id) or os.path.join(
+                label if label is not None else "test", video_id))
             n_frames = end_frame - first_frame - (modality == "flow")
             if frame_source == "video":  # the video file <video_path>/<label>/<video_id>.<ext> itself
                 video_dir = find_video_file(video_dir) or video_dir + ".<mp4|mkv|webm|avi|...>"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.annotations import add_segments, kinetics
+from core.annotations import activitynet, add_segments, kinetics, mit
 from core.config import load_config
 from core.datasets import AnnotationError, evaluation_set, training_set, validation_set
 from core.eval_accuracy import evaluate as eval_accuracy
@@ -209,3 +209,84 @@ def test_video_route_equals_the_frames_route_within_the_jpeg_round_trip(video_tr
         # Only the frames' JPEG round trip (quality 95; training also its reduced decoding) differs:
         # measured 0.87-1.06 levels on average, 99% within 4, max 13.
         assert errors.mean() < 1.5 and np.percentile(errors, 99) < 8, (errors.mean(), np.percentile(errors, 99))
+
+
+# --- ActivityNet and Moments in Time --------------------------------------------------------------------------
+
+def write_frames(folder, n_frames, seed=0):
+    folder.mkdir(parents=True)
+    for i, frame in enumerate(tiny_clip(n_frames, 32, 32, seed), 1):
+        cv2.imwrite(str(folder / f"image_{i:05d}.jpg"), frame)
+    (folder / ".done").write_text(str(n_frames))
+
+
+def test_activitynet_segments_in_seconds_become_frame_ranges(tmp_path, capsys):
+    videos, frames = tmp_path / "videos", tmp_path / "jpg"
+    videos.mkdir()
+    for video_id, n_frames in (("abc", 40), ("def", 30), ("jkl", 20)):
+        write_tiny_video(videos / f"v_{video_id}.mp4", n_frames=n_frames, seed=len(video_id))  # 25 fps
+        extract_video(str(videos / f"v_{video_id}.mp4"), str(frames / f"v_{video_id}"), size=0)
+    taxonomy = [{"nodeId": 0, "nodeName": "Root", "parentId": None},
+                {"nodeId": 1, "nodeName": "Sports", "parentId": 0},
+                {"nodeId": 2, "nodeName": "Running", "parentId": 1},
+                {"nodeId": 3, "nodeName": "Jumping", "parentId": 1}]
+    official = {"version": "VERSION 1.3", "taxonomy": taxonomy, "database": {
+        "abc": {"subset": "training", "duration": 1.6, "annotations": [
+            {"segment": [0.2, 1.0], "label": "Running"},     # frames 6 .. 25
+            {"segment": [1.0, 1.2], "label": "Running"}]},   # frames 26 .. 30: under 8, dropped
+        "def": {"subset": "validation", "duration": 1.2, "annotations": [
+            {"segment": [0.0, 5.0], "label": "Jumping"}]},   # past the end: frames 1 .. 29 (kenshohara's min)
+        "ghi": {"subset": "validation", "duration": 3.0, "annotations": [
+            {"segment": [0.0, 1.0], "label": "Running"}]},   # never downloaded
+        "jkl": {"subset": "testing", "duration": 0.8, "annotations": []}}}
+    source = tmp_path / "activity_net.v1-3.min.json"
+    source.write_text(json.dumps(official))
+    data = activitynet(str(source), str(frames), videos_dir=str(videos))
+    assert data["labels"] == ["Running", "Jumping"]  # the taxonomy's leaves in its order
+    assert data["database"] == {
+        "abc_1": {"subset": "training", "video": "v_abc", "fps": 25.0,
+                  "annotations": {"label": "Running", "segment": [6, 26]}},
+        "def_1": {"subset": "validation", "video": "v_def", "fps": 25.0,
+                  "annotations": {"label": "Jumping", "segment": [1, 30]}},
+        # Never downloaded: no file, so no fps and no frames; kept for the denominator.
+        "ghi_1": {"subset": "validation", "video": "v_ghi", "annotations": {"label": "Running"}},
+        "jkl": {"subset": "testing", "video": "v_jkl", "fps": 25.0, "annotations": {"segment": [1, 21]}},
+    }
+    err = capsys.readouterr().err
+    assert "abc_2" in err and "ghi" in err
+    annotation = tmp_path / "activitynet.json"
+    annotation.write_text(json.dumps(data))
+    run_config = load_config(None, [f"annotation_path={annotation}", f"video_path={frames}", "sample_size=16",
+                                    "sample_duration=8", "n_threads=0", "batch_size=4", "n_classes=2",
+                                    "inference_stride=8", f"result_path={tmp_path / 'results'}"])
+    train = training_set(run_config)
+    assert train.video_ids == ["abc_1"] and train.frame_indices(0) == list(range(6, 26))
+    np.testing.assert_array_equal(train[0][0].shape, (3, 8, 16, 16))
+
+    def always_jumping(x):
+        return np.tile([[0.0, 5.0]], (len(x), 1))
+
+    evaluate(run_config, always_jumping)
+    results = json.loads((tmp_path / "results" / "val.json").read_text())["results"]
+    assert list(results) == ["def_1"] and results["def_1"][0]["label"] == "Jumping"
+    assert eval_accuracy(str(annotation), str(tmp_path / "results" / "val.json"), "validation", 1, False) == 0.5
+
+
+def test_moments_in_time_lists(tmp_path):
+    lists, frames = tmp_path / "Moments_in_Time", tmp_path / "jpg"
+    lists.mkdir()
+    (lists / "moments_categories.txt").write_text("clapping,0\nrunning,1\nasking,2\n")
+    (lists / "trainingSet.csv").write_text("clapping/yt-a_1.mp4,clapping,3,3\nrunning/yt-b_2.mp4,running,3,3\n")
+    (lists / "validationSet.csv").write_text("asking/yt-c_3.mp4,asking,3,3\n")
+    for relative, n_frames in (("clapping/yt-a_1", 5), ("running/yt-b_2", 6), ("asking/yt-c_3", 7)):
+        write_frames(frames / relative, n_frames)
+    data = mit(str(lists), str(frames))
+    assert data == {"labels": ["clapping", "running", "asking"], "database": {
+        "yt-a_1": {"subset": "training", "annotations": {"label": "clapping", "segment": [1, 6]}},
+        "yt-b_2": {"subset": "training", "annotations": {"label": "running", "segment": [1, 7]}},
+        "yt-c_3": {"subset": "validation", "annotations": {"label": "asking", "segment": [1, 8]}}}}
+    annotation = tmp_path / "mit.json"
+    annotation.write_text(json.dumps(data))
+    run_config = load_config(None, [f"annotation_path={annotation}", f"video_path={frames}", "sample_size=16",
+                                    "sample_duration=4", "n_classes=3"])
+    assert [training_set(run_config).labels, validation_set(run_config).labels] == [[0, 1], [2]]
