@@ -18,9 +18,10 @@ normalisation, as float32 C x T x H x W.
   (ToTensor), normalise; then stack the frames.
 
 - video: the same training clips with frame_source: video, decoded from
-  an .mp4 of the same 320 x 240 frames (libx264, qp 18, x264's default
-  keyframe interval: one keyframe, so a clip decodes from the first frame),
-  one FFmpeg thread per clip as set by PyAV's AUTO threading.
+  an .mp4 of the same 320 x 240 frames (libx264, qp 18, a keyframe every
+  16 frames, about what UCF-101's and Kinetics' files have), with PyAV's
+  AUTO threading; video_gop250: x264's default keyframe interval (one
+  keyframe in these 79 frames: a clip decodes from the first frame).
 
 The frames are the real UCF-101 clip resized to 320 x 240 and saved as JPEG
 (quality 95, as core.extract_frames writes them), in --videos folders.
@@ -32,6 +33,7 @@ import json
 import os
 import time
 
+import av
 import cv2
 import numpy as np
 from PIL import Image
@@ -42,7 +44,6 @@ from core.config import load_config
 from core.datasets import VideoDataset
 from core.spatial import CORNER_CROP_POSITIONS, CORNER_CROP_SCALES, MEAN_STD, build_spatial
 from core.temporal import build_temporal
-from core.synthetic import write_video
 from core.video import iter_frames
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "clip_loading")
@@ -68,15 +69,21 @@ def make_frames(root, n_videos):
     return os.path.join(root, "frames"), annotation
 
 
-def make_video_files(root, n_videos):
-    """root/videos/CricketShot/v_<i>.mp4 of the same frames (frame_source: video)."""
+def make_video_files(root, n_videos, keyframe_interval):
+    """root/videos_g<N>/CricketShot/v_<i>.mp4 of the same frames (frame_source: video)."""
     frames = [cv2.resize(f, (320, 240), interpolation=cv2.INTER_LINEAR) for f in iter_frames(CRICKET_GIF)]
+    videos = os.path.join(root, f"videos_g{keyframe_interval}")
     for v in range(n_videos):
-        path = os.path.join(root, "videos", "CricketShot", f"v_{v:03d}.mp4")
+        path = os.path.join(videos, "CricketShot", f"v_{v:03d}.mp4")
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            write_video(path, np.stack(frames))
-    return os.path.join(root, "videos")
+            with av.open(path, "w") as container:
+                stream = container.add_stream("libx264", rate=25, options={"qp": "18", "g": str(keyframe_interval)})
+                stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+                for frame in frames:
+                    container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+                container.mux(stream.encode())
+    return videos
 
 
 class PilClips:
@@ -157,9 +164,10 @@ def main(argv=None):
     frames_root, annotation = make_frames(DATA, args.videos)
     dataset = ours(frames_root, annotation)
     # name -> (dataset, OpenCV threads: core.frames decodes with a pool of that many)
-    video = ours(make_video_files(DATA, args.videos), annotation, "video")
     routes = {"ours": (dataset, 1), "ours_2_threads": (dataset, 2),
-              "pil": (PilClips(dataset.video_dirs, dataset.n_frames), 1), "video": (video, 1)}
+              "pil": (PilClips(dataset.video_dirs, dataset.n_frames), 1),
+              "video": (ours(make_video_files(DATA, args.videos, 16), annotation, "video"), 1),
+              "video_gop250": (ours(make_video_files(DATA, args.videos, 250), annotation, "video"), 1)}
     seconds = {name: [] for name in routes}
     cpu_seconds = {name: [] for name in routes}
     for _ in tqdm(range(args.repeats), desc="repeats"):

@@ -368,6 +368,8 @@ def main(argv=None):
         elif args.dataset == "mit":
             outputs = {args.dst_json: mit(args.dir_path, args.frames_root, args.markers, args.videos)}
         elif args.dataset == "activitynet":
+            if args.videos:
+                raise ValueError("activitynet reads frame folders v_<id>; --videos is for the other datasets")
             outputs = {args.dst_json: activitynet(args.activitynet_json, args.frames_root, args.videos_dir,
                                                   args.markers)}
         else:

@@ -2,6 +2,7 @@
 model family, Kinetics' denominators, ReduceLROnPlateau's eps."""
 import json
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -179,13 +180,31 @@ def video_tree(tmp_path_factory):
     return root
 
 
-def test_video_frames_by_seeking_equal_a_full_decode(video_tree):
-    for video_id, (label, extension, _) in VIDEO_FILES.items():
-        path = str(video_tree / "videos" / label / f"{video_id}{extension}")
+def write_with_keyframes(path, codec, options, frames):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25, options=options)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        return sum(packet.is_keyframe for packet in container.demux(container.streams.video[0]))
+
+
+def test_video_frames_by_seeking_equal_a_full_decode(video_tree, tmp_path):
+    paths = [str(video_tree / "videos" / label / f"{video_id}{extension}")
+             for video_id, (label, extension, _) in VIDEO_FILES.items()]
+    # Keyframes every 8 frames with B-frames (decoding order is not presentation order), and every 6: each clip
+    # below seeks to a keyframe in the middle of the file.
+    frames = tiny_clip(30, 48, 64)
+    assert write_with_keyframes(tmp_path / "gop8.mkv", "libx264", {"qp": "18", "g": "8", "bf": "3"}, frames) == 4
+    assert write_with_keyframes(tmp_path / "gop6.avi", "mpeg4", {"g": "6"}, frames) == 5
+    paths += [str(tmp_path / "gop8.mkv"), str(tmp_path / "gop6.avi")]
+    for path in paths:
         decoded = np.stack(list(iter_frames(path)))
         index = VideoIndex(path)
         assert len(index) == len(decoded)  # the annotation's count: the frames route's
-        for frames in ([1, 2, 3], [30, 31, 32, 33], [len(decoded) - 1, len(decoded), 5, 5]):
+        for frames in ([1, 2, 3], [10, 11, 12, 13], [17, 19, 21], [len(decoded) - 1, len(decoded), 5, 5]):
             np.testing.assert_array_equal(index.read(frames), decoded[np.asarray(frames) - 1])
 
 
