@@ -207,6 +207,9 @@ def load_config(path=None, overrides=(), require_paths=None):
         value = values[key]
         if spec.type is PATH and value and key not in unread and not os.path.exists(value):
             raise ConfigError(f"{sources[key]}: key '{key}' points to {value!r}, which does not exist")
+    if values["frame_source"] == "video" and values["modality"] != "rgb":
+        raise ConfigError(f"{sources.get('frame_source', where)}: frame_source 'video' reads RGB clips from the video "
+                          f"files; modality {values['modality']} needs its frames (core.flow writes them)")
     _resolve_normalisation(values, sources)
     config = Config(values)
     config.source = where

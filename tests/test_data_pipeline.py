@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.annotations import activitynet, add_segments, kinetics, mit
-from core.config import load_config
+from core.config import ConfigError, load_config
 from core.datasets import AnnotationError, evaluation_set, training_set, validation_set
 from core.eval_accuracy import evaluate as eval_accuracy
 from core.evaluation import evaluate
@@ -206,6 +206,11 @@ def test_video_frames_by_seeking_equal_a_full_decode(video_tree, tmp_path):
         assert len(index) == len(decoded)  # the annotation's count: the frames route's
         for frames in ([1, 2, 3], [10, 11, 12, 13], [17, 19, 21], [len(decoded) - 1, len(decoded), 5, 5]):
             np.testing.assert_array_equal(index.read(frames), decoded[np.asarray(frames) - 1])
+
+
+def test_video_files_give_rgb_clips_only():
+    with pytest.raises(ConfigError, match="frame_source 'video' reads RGB clips"):
+        config("frame_source=video", "modality=flow")
 
 
 def test_video_route_equals_the_frames_route_within_the_jpeg_round_trip(video_tree):
