@@ -31,9 +31,9 @@ core.extract_frames finished (its .done marker records that count). A listed vid
 or with a folder left half-written by an interrupted extraction, is left out with a warning that
 names it: run core.extract_frames again to finish those. Kinetics keeps such videos, listed without
 a segment, as kenshohara's kinetics_json.py does (many YouTube videos cannot be downloaded): the
-datasets skip them, and eval_accuracy counts them wrong unless --ignore, the reference's denominator. Frames from other tools (kenshohara's
-generate_video_jpgs.py) carry no markers: --no-markers counts every folder as it is. Video ids are
-file names without their extension.
+datasets skip them, and eval_accuracy counts them wrong unless --ignore, the reference's denominator.
+Frames from other tools (kenshohara's generate_video_jpgs.py) carry no markers: --no-markers counts
+every folder as it is. Video ids are file names without their extension.
 """
 import argparse
 import csv
@@ -361,7 +361,8 @@ def main(argv=None):
             if not indices:
                 raise ValueError(f"{args.splits_dir}: no {args.dataset} split files found")
             outputs = {os.path.join(args.dst_dir, "ucf101_{:02d}.json".format(i) if args.dataset == "ucf101"
-                                    else f"hmdb51_{i}.json"): build(args.splits_dir, args.frames_root, i, args.markers, args.videos)
+                                    else f"hmdb51_{i}.json"): build(args.splits_dir, args.frames_root, i, args.markers,
+                                                                    args.videos)
                        for i in indices}
         elif args.dataset == "kinetics":
             outputs = {args.dst_json: kinetics(args.csv_dir, args.frames_root, args.markers, args.videos)}
@@ -373,7 +374,8 @@ def main(argv=None):
             outputs = {args.dst_json: activitynet(args.activitynet_json, args.frames_root, args.videos_dir,
                                                   args.markers)}
         else:
-            outputs = {args.dst_json: folders(args.video_root, args.frames_root, args.test_subset, args.markers, args.videos)}
+            outputs = {args.dst_json: folders(args.video_root, args.frames_root, args.test_subset, args.markers,
+                                              args.videos)}
     except (OSError, ValueError, KeyError) as error:
         parser.error(f"{type(error).__name__}: {error}")
     for path, data in outputs.items():
