@@ -8,6 +8,7 @@ checked against the schema, and errors name the key and the file.
 import argparse
 import itertools
 import os
+import sys
 from dataclasses import dataclass
 
 import yaml
@@ -48,10 +49,15 @@ SCHEMA = {
     # data
     "video_path": Key(PATH, None, "root of the extracted frames: <root>/<class>/<video_id>/image_00001.jpg"),
     "flow_path": Key(PATH, None, "root of the optical-flow frames (modality flow, joint evaluation)"),
+    "frame_source": Key(str, "frames", "what video_path holds: extracted JPEG frames, or the video files "
+                                       "<root>/<class>/<video_id>.<mp4|mkv|webm|avi> decoded clip by clip with PyAV "
+                                       "(RGB only)", ("frames", "video")),
     "annotation_path": Key(PATH, None, "annotation JSON (kenshohara's format)"),
     "result_path": Key(str, "results", "directory for logs, checkpoints and results"),
     "flow_template": Key(str, "image_{:05d}{}.jpg", "flow frame names: '{:05d}' is the index, '{}' is x or y "
-                         "(MindSpore zoo 'image_{:05d}{}.jpg', dense_flow 'flow_{}_{:05d}.jpg' with '{}' first)"),
+                         "(core.flow's 'image_{:05d}{}.jpg', file k = frame k -> k + 1; dense_flow "
+                         "'flow_{}_{:05d}.jpg' with '{}' first); 'ms-zoo' reads the MindSpore zoo's "
+                         "convert_rgb_to_flow.py folders aligned (same names, file k = frame k - 1 -> k)"),
     "sample_size": Key(int, 112, "height and width of the clips fed to the model"),
     "sample_duration": Key(int, 16, "frames per clip"),
     "sample_t_stride": Key(int, 1, "temporal stride between sampled frames"),
@@ -61,7 +67,9 @@ SCHEMA = {
     "train_t_crop": Key(str, "random", "temporal crop for training", ("random", "center")),
     "no_hflip": Key(bool, False, "disable horizontal flip in training"),
     "value_scale": Key(int, 1, "pixel value scale before normalisation: 1 or 255"),
-    "mean_dataset": Key(str, "kinetics", "mean/std statistics", ("kinetics", "activitynet", "0.5", "i3d")),
+    "mean_dataset": Key(str, None, "mean/std statistics; unset: the model family's (resnet, r2plus1d: kinetics; "
+                                   "i3d: i3d, i.e. [-1, 1]), a warning when set to another",
+                        ("kinetics", "activitynet", "0.5", "i3d")),
     "no_mean_norm": Key(bool, False, "do not subtract the mean"),
     "no_std_norm": Key(bool, False, "do not divide by the std"),
     "n_val_samples": Key(int, 3, "clips per video in the per-epoch validation"),
@@ -246,9 +254,14 @@ def load_config(path=None, overrides=(), require_paths=None, base=None, base_sou
         if spec.type is PATH and value and key not in unread and not os.path.exists(value):
             raise ConfigError(f"{sources[key]}: key '{key}' points to {value!r}, which does not exist")
     _check_architecture(values, lambda key: sources.get(key, where))
+    if values["frame_source"] == "video" and values["modality"] != "rgb":
+        raise ConfigError(f"{sources.get('frame_source', where)}: frame_source 'video' reads RGB clips from the video "
+                          f"files; modality {values['modality']} needs its frames (core.flow writes them)")
     for key in FRAMES_ROOT.values():
-        if values[key] and key not in unread:
+        # With frame_source: video, video_path holds the video files themselves.
+        if values[key] and key not in unread and not (key == "video_path" and values["frame_source"] == "video"):
             _check_frames_root(key, values[key], sources.get(key, where))
+    _resolve_normalisation(values, sources)
     config = Config(values)
     config.source = where
     config.sources = sources
@@ -279,6 +292,19 @@ def _check_frames_root(key, root, where):
         if videos:
             raise ConfigError(f"{where}: key '{key}' points to {root!r}, which holds video files ({videos[0]}), not "
                               "frame folders: extract them first (python -m core.extract_frames)")
+
+
+def _resolve_normalisation(values, sources):
+    """mean_dataset unset: the architecture's (its spec's); set to another (RGB): warn, since the family's
+    weights expect it."""
+    from core.spatial import MEAN_STD
+    family_default = archs.get(archs.arch_name(values)).normalisation
+    if values["mean_dataset"] is None:
+        values["mean_dataset"] = family_default
+    elif MEAN_STD[values["mean_dataset"]] != MEAN_STD[family_default] and values["modality"] == "rgb":
+        print(f"warning: {sources['mean_dataset']}: mean_dataset '{values['mean_dataset']}' replaces the "
+              f"{values['model']} family's '{family_default}': weights trained with the family's normalisation "
+              f"(community checkpoints) see other inputs", file=sys.stderr)
 
 
 def _suggest(key):

@@ -27,11 +27,12 @@ import sys
 
 import numpy as np
 
-from core.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, FrameError, flow_frame_name, frame_size, read_flow_frames,
-                         read_rgb_frames)
+from core.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, FrameError, check_flow_alignment, flow_frame_name, frame_size,
+                         read_flow_frames, read_rgb_frames)
 from core.loader import TooManyBadClips
 from core.spatial import build_spatial
 from core.temporal import build_temporal
+from core.video_clips import VideoIndex, find_video_file
 
 
 # Training replaces an unreadable clip by another video's; this many draws may fail before the item does.
@@ -42,8 +43,14 @@ class AnnotationError(ValueError):
     """An annotation file that does not fit kenshohara's format."""
 
 
-def load_annotations(annotation_path, subset):
-    """(class_names, [(video_id, label name or None, (first frame, last frame + 1)), ...]) of `subset`."""
+def load_annotations(annotation_path, subset, folders=None):
+    """(class_names, [(video_id, label name or None, (first frame, last frame + 1)), ...]) of `subset`.
+
+    A video without a segment (listed but without frames, as kenshohara's kinetics_json.py keeps them)
+    has segment None. `folders`, a dict, receives {video_id: frames folder relative to the root} of the
+    entries that name one in 'video' (ActivityNet's segments share their video's v_<id>); the others are
+    at <label>/<video_id>.
+    """
     try:
         with open(annotation_path) as f:
             data = json.load(f)
@@ -68,8 +75,9 @@ def load_annotations(annotation_path, subset):
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has annotations "
                                       f"{_short(annotation)}, expected {{label, segment}}")
             segment = annotation.get("segment")
-            if segment is None:
-                raise AnnotationError(f"{annotation_path}: video '{video_id}' has no 'segment'")
+            if segment is None:  # kenshohara's Kinetics / ActivityNet JSON keep videos without frames so
+                videos.append((video_id, annotation.get("label"), None))  # (no segment)
+                continue
             if not (isinstance(segment, list) and len(segment) == 2 and all(type(i) is int for i in segment)):
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has segment {segment!r}, expected "
                                       "[first frame, last frame + 1] (integers)")
@@ -78,6 +86,8 @@ def load_annotations(annotation_path, subset):
                 raise AnnotationError(f"{annotation_path}: video '{video_id}' has label {_short(label)}, which is "
                                       "not in 'labels'")
             videos.append((video_id, label, tuple(segment)))
+            if "video" in entry and folders is not None:
+                folders[video_id] = entry["video"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise AnnotationError(f"{annotation_path}: not a valid annotation file ({type(e).__name__}: {e})") from None
     return class_names, videos
@@ -96,9 +106,13 @@ class VideoDataset:
     """
 
     def __init__(self, annotation_path, video_path, subset, spatial, temporal, modality="rgb",
-                 flow_template=FLOW_TEMPLATE, seed=0):
+                 flow_template=FLOW_TEMPLATE, seed=0, frame_source="frames"):
         if modality not in ("rgb", "flow"):
             raise ValueError(f"modality must be rgb or flow, got {modality!r}")
+        if frame_source == "video" and modality != "rgb":
+            raise ValueError("frame_source video reads RGB clips; flow needs its frames (core.flow)")
+        self.frame_source = frame_source
+        self.video_indices = {}  # video index -> core.video_clips.VideoIndex (frame_source video)
         self.spatial = spatial
         self.temporal = temporal
         self.modality = modality
@@ -106,14 +120,23 @@ class VideoDataset:
         self.seed = seed
         self.epoch = 0
         self.frame_sizes = {}  # video index -> (height, width), read from a frame header once
-        self.class_names, videos = load_annotations(annotation_path, subset)
+        folders = {}
+        self.class_names, videos = load_annotations(annotation_path, subset, folders)
         class_index = {name: i for i, name in enumerate(self.class_names)}
         self.video_ids, self.labels, self.video_dirs, self.first_frames, self.n_frames = [], [], [], [], []
-        missing = []
-        for video_id, label, (first_frame, end_frame) in videos:
-            video_dir = os.path.join(video_path, label if label is not None else "test", video_id)
+        missing, without_frames = [], []
+        self.n_listed = len(videos)  # the subset's videos in the annotation, with frames or not
+        for video_id, label, segment in videos:
+            if segment is None:
+                without_frames.append(video_id)
+                continue
+            first_frame, end_frame = segment
+            video_dir = os.path.join(video_path, folders.get(video_id) or os.path.join(
+                label if label is not None else "test", video_id))
             n_frames = end_frame - first_frame - (modality == "flow")
-            if not os.path.isdir(video_dir):
+            if frame_source == "video":  # the video file <video_path>/<label>/<video_id>.<ext> itself
+                video_dir = find_video_file(video_dir) or video_dir + ".<mp4|mkv|webm|avi|...>"
+            if not (os.path.isfile if frame_source == "video" else os.path.isdir)(video_dir):
                 missing.append(video_dir)
                 continue
             if n_frames < 1:
@@ -131,6 +154,9 @@ class VideoDataset:
             self.video_dirs.append(video_dir)
             self.first_frames.append(first_frame)
             self.n_frames.append(n_frames)
+        if without_frames:
+            print(f"{annotation_path}: {len(without_frames)} of {len(videos)} '{subset}' videos have no frames (no "
+                  f"segment; first: {without_frames[0]}); skipped", file=sys.stderr)
         if missing:
             print(f"{annotation_path}: {len(missing)} of {len(videos)} '{subset}' videos have no frame folder "
                   f"(first: {missing[0]}); skipped", file=sys.stderr)
@@ -154,6 +180,13 @@ class VideoDataset:
     def read_clip(self, video_index, frame_indices, rng):
         """Frames `frame_indices` of video `video_index` through the spatial transform, as C x T x H x W."""
         video_dir = self.video_dirs[video_index]
+        if self.frame_source == "video":
+            if video_index not in self.video_indices:
+                self.video_indices[video_index] = VideoIndex(video_dir)
+            video = self.video_indices[video_index]
+            clip = self.spatial.load(lambda reduction, each: video.read(frame_indices, each),
+                                     (video.height, video.width), rng)
+            return np.ascontiguousarray(clip.transpose(3, 0, 1, 2), dtype=np.float32)
         if self.modality == "flow":
             first = flow_frame_name(self.flow_template, frame_indices[0], "x")
             read = functools.partial(read_flow_frames, video_dir, frame_indices, self.flow_template)
@@ -223,9 +256,23 @@ class EvalDataset(VideoDataset):
 
 def _dataset(cls, config, subset, train, inference):
     frames_root = config.flow_path if config.modality == "flow" else config.video_path
-    return cls(config.annotation_path, frames_root, subset,
-               build_spatial(config, train, inference), build_temporal(config, train, inference),
-               modality=config.modality, flow_template=config.flow_template, seed=config.manual_seed)
+    dataset = cls(config.annotation_path, frames_root, subset,
+                  build_spatial(config, train, inference), build_temporal(config, train, inference),
+                  modality=config.modality, flow_template=config.flow_template, seed=config.manual_seed,
+                  frame_source=config.frame_source)
+    if config.frame_source == "video":
+        dataset.spatial.reduced_decoding = False  # a JPEG decoding option
+    if config.modality == "flow":
+        _check_flow_layout(dataset)
+    return dataset
+
+
+def _check_flow_layout(dataset):
+    """Flow of the MindSpore zoo read as ours would be one frame off: refuse it (the first video tells)."""
+    try:
+        check_flow_alignment(dataset.video_dirs[0], dataset.flow_template, dataset.frame_indices(0)[-1])
+    except FrameError as e:
+        raise AnnotationError(str(e)) from None
 
 
 def training_set(config):

@@ -6,12 +6,14 @@ util_scripts/eval_accuracy.py:
     python -m core.eval_accuracy ucf101_01.json results/val.json -k 1 --subset validation
 
 Videos of the subset missing from the results count as wrong, unless
---ignore leaves them out of the denominator. --save writes the accuracy to
+--ignore leaves them out of the denominator; when some are missing, the
+accuracy of the other protocol is printed too (on stderr). --save writes the accuracy to
 top<k>.txt next to the results file.
 """
 import argparse
 import json
 import os
+import sys
 
 
 class EvalError(ValueError):
@@ -62,6 +64,7 @@ def evaluate(ground_truth_path, result_path, subset, top_k, ignore):
     print(f"number of result: {len(result)}")
 
     n_ground_truth = len(ground_truth)
+    listed = ground_truth
     ground_truth = [(video_id, label) for video_id, label in ground_truth if video_id in result]
     if ignore:
         n_ground_truth = len(ground_truth)
@@ -73,6 +76,13 @@ def evaluate(ground_truth_path, result_path, subset, top_k, ignore):
     correct = sum(label in result[video_id] for video_id, label in ground_truth)
     accuracy = correct / n_ground_truth
     print(f"top-{top_k} accuracy: {accuracy}")
+    n_listed, n_with_result = len(listed), len(ground_truth)
+    if n_listed > n_with_result and n_with_result:
+        # Both protocols (Kinetics and ActivityNet list videos that were never downloaded), the other one on
+        # stderr: stdout stays the reference's lines.
+        other = correct / (n_listed if ignore else n_with_result)
+        print(f"({n_listed - n_with_result} of {n_listed} videos have no result; top-{top_k} accuracy "
+              f"{'without' if ignore else 'with'} --ignore: {other})", file=sys.stderr)
     return accuracy
 
 

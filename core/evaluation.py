@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core import metrics
-from core.datasets import evaluation_set
+from core.datasets import evaluation_set, load_annotations
 from core.fuse import accuracies, accuracy_table, fuse
 from core.loader import BatchLoader, TooManyBadClips
 from core.scores import Scores, save_scores
@@ -130,6 +130,14 @@ def evaluate(config, predict, tag="rgb", subset=None, log=print, no_average=Fals
         + (f" top-5 {clip5:.4f}" if top5 else "") + f" | video top-1 {video['top1']:.4f}"
         + (f" top-5 {video['top5']:.4f}" if top5 else "") + f" mean class {video['mean_class']:.4f} -> {written}")
     log(metrics.per_class_table(cm, scores.class_names))
+    n_listed = len(load_annotations(config["annotation_path"], subset)[1])
+    if n_listed > len(scores.video_ids):
+        # The line above is eval_accuracy --ignore's protocol; the reference's default also counts the listed
+        # videos without frames (wrong).
+        share = len(scores.video_ids) / n_listed
+        log(f"[{tag}] {n_listed - len(scores.video_ids)} of {n_listed} listed videos have no frames; counting them "
+            f"wrong (eval_accuracy without --ignore): video top-1 {video['top1'] * share:.4f}"
+            + (f" top-5 {video['top5'] * share:.4f}" if top5 else ""))
     return scores, video
 
 

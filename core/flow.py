@@ -22,8 +22,12 @@ N frames give N - 1 pairs: flow k goes from frame k to frame k + 1, so the
 annotation segment [1, N + 1] of the RGB frames holds pairs 1 .. N - 1. When a
 clip asks for more pairs than a video has, the dataset loader loop-pads them
 as it does RGB frames: pairs 1, 2, 3 padded to 7 are 1, 2, 3, 1, 2, 3, 1.
-(The model zoo's convert_rgb_to_flow.py instead writes N files, the first
-being frame 1 against itself, i.e. almost zero flow.)
+The model zoo's convert_rgb_to_flow.py instead writes N files, its file k
+holding the flow from frame k - 1 to k and file 1 frame 1 against itself
+(zero motion): --template ms-zoo writes that layout (image_00001x.jpg ...,
+one file more per video) and the config's `flow_template: ms-zoo` reads it
+aligned (pair k from file k + 1); read with the plain template, such a folder
+is refused, since every clip would be one frame off its RGB frames.
 
 TV-L1 (cv2.optflow.DualTVL1OpticalFlow_create) is the reference method; its
 options default to OpenCV's defaults, which is what the model zoo script
@@ -54,7 +58,7 @@ from tqdm import tqdm
 from core.extract_frames import MARKER as FRAMES_MARKER
 from core.extract_frames import SIZE as VIDEO_SIZE
 from core.extract_frames import count_frames, is_finished, unmarked_tree
-from core.frames import FLOW_TEMPLATE, RGB_TEMPLATE, flow_frame_name, read_rgb_frames
+from core.frames import FLOW_TEMPLATE, NAMED_FLOW_TEMPLATES, RGB_TEMPLATE, flow_frame_name, read_rgb_frames
 from core.names import printable
 from core.video import VideoError, iter_frames, resize_short_side
 
@@ -178,6 +182,9 @@ def compute_video(src_path, out_dir, method="tvl1", size=None, template=FLOW_TEM
     pairs = 0
     prev = None
     for gray in iter_gray_frames(src_path, size):
+        if prev is None and template in NAMED_FLOW_TEMPLATES:
+            prev = gray  # the zoo's first file: frame 1 against itself
+            pairs -= 1
         if prev is not None:
             pairs += 1
             image = quantize(estimate(prev, gray), bound)
@@ -186,7 +193,7 @@ def compute_video(src_path, out_dir, method="tvl1", size=None, template=FLOW_TEM
                 if not cv2.imwrite(name, image[:, :, channel], jpeg):
                     raise OSError(f"{name}: cannot write the JPEG")
         prev = gray
-    if pairs == 0:
+    if pairs <= 0:
         raise VideoError(src_path, "fewer than 2 frames, no flow")
     with open(os.path.join(out_dir, DONE_MARKER), "w") as f:
         f.write(f"{pairs}\n{signature}\n")
@@ -305,7 +312,9 @@ def main(argv=None):
                         help=f"short side of the frames before flow; 0 keeps the size (default: frame folders keep "
                              f"theirs, video files get {VIDEO_SIZE})")
     parser.add_argument("--template", default=FLOW_TEMPLATE,
-                        help="file names: '{:05d}' is the pair index (from 1), '{}' the axis x or y")
+                        help="file names: '{:05d}' is the pair index (from 1), '{}' the axis x or y; 'ms-zoo': "
+                             "the MindSpore zoo's layout (image_{:05d}{}.jpg, file k = frame k - 1 -> k, file 1 "
+                             "zero motion)")
     parser.add_argument("--bound", type=float, default=20.0, help="flow is clipped to [-bound, bound] pixels")
     parser.add_argument("--quality", type=int, default=95, help="JPEG quality")
     parser.add_argument("--shard", type=int, default=0, help="this shard's index")

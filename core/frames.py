@@ -24,6 +24,12 @@ from PIL import Image
 
 RGB_TEMPLATE = "image_{:05d}.jpg"
 FLOW_TEMPLATE = "image_{:05d}{}.jpg"
+# The MindSpore zoo's research/cv/I3D/src/tools/convert_rgb_to_flow.py (mindspore-ai/models, commit 0e9c674)
+# names its files like FLOW_TEMPLATE but writes N of them for N frames: its file k is the flow from frame
+# k - 1 to k, file 1 that of frame 1 to itself (zero motion, uniform 128). Pair k (frame k -> k + 1, what
+# core.flow writes as file k) is its file k + 1. The named template MS_ZOO_FLOW reads its folders aligned.
+MS_ZOO_FLOW = "ms-zoo"
+NAMED_FLOW_TEMPLATES = {MS_ZOO_FLOW: (FLOW_TEMPLATE, 1)}  # name -> (file name template, file index - pair index)
 
 # libjpeg-turbo decodes straight to RGB (IMREAD_COLOR_RGB), sparing a channel-swapping copy of every clip.
 _REDUCED_FLAGS = {
@@ -45,12 +51,35 @@ def flow_frame_name(template, index, axis):
 
     The template has two fields: the index one carries a format spec
     ('{:05d}'), the axis one is a bare '{}'; either may come first, so both
-    'image_{:05d}{}.jpg' and 'flow_{}_{:05d}.jpg' work.
+    'image_{:05d}{}.jpg' and 'flow_{}_{:05d}.jpg' work. A name of NAMED_FLOW_TEMPLATES ('ms-zoo')
+    stands for its file template with its index offset.
     """
+    if template in NAMED_FLOW_TEMPLATES:
+        template, offset = NAMED_FLOW_TEMPLATES[template]
+        return flow_frame_name(template, index + offset, axis)
     specs = [spec for _, field, spec, _ in string.Formatter().parse(template) if field is not None]
     if sorted(bool(spec) for spec in specs) != [False, True]:
         raise ValueError(f"flow template {template!r} needs one '{{}}' for x/y and one '{{:05d}}' for the index")
     return template.format(*(index if spec else axis for spec in specs))
+
+
+def check_flow_alignment(video_dir, template, last_pair):
+    """Refuse a folder of the zoo's flow read with a template that takes its files as ours (one frame off).
+
+    The zoo's folders hold a file past the last pair (N files for N frames) and their first file is zero
+    motion in x and y (uniform 128); a folder of core.flow has neither, unless the video starts static.
+    """
+    if template in NAMED_FLOW_TEMPLATES:
+        return
+    names = [flow_frame_name(template, index, axis) for index in (last_pair + 1, 1) for axis in ("x", "y")]
+    if not all(os.path.isfile(os.path.join(video_dir, name)) for name in names):
+        return
+    first = [cv2.imread(os.path.join(video_dir, name), cv2.IMREAD_GRAYSCALE) for name in names[2:]]
+    if all(image is not None and (image == 128).all() for image in first):
+        raise FrameError(f"flow folder {video_dir}: {names[0]} is past the last frame pair {last_pair} and "
+                         f"{names[2]} is zero motion: the layout of the MindSpore zoo's convert_rgb_to_flow.py, "
+                         f"whose file k is the flow from frame k - 1 to k; set flow_template: {MS_ZOO_FLOW} to read "
+                         f"it aligned with the RGB frames")
 
 
 def _frame_error(path, video_dir, problem):

@@ -9,19 +9,28 @@ The transforms and their arithmetic follow kenshohara/3D-ResNets-PyTorch's
 ``spatial_transforms.py`` (built on torchvision): ``Scale`` sets the short side
 and truncates the long one, ``int(size * long / short)``; centre crops round
 their offset with Python's ``round``; ``RandomResizedCrop`` draws like
-torchvision's ``RandomResizedCrop.get_params``. Resizing uses OpenCV (area
-interpolation when shrinking, bilinear when enlarging), so pixel values are
-close to, not identical with, PIL's (mean absolute difference ~0.6 of 255
-for kenshohara's corner crops of 320 x 240 frames).
+torchvision's ``RandomResizedCrop.get_params``.
+
+Resizing has two routes (``CropTransform.pil_resize``):
+- validation and inference (``build_spatial(train=False)``) crop, then resize
+  with PIL's antialiased bilinear ``Image.resize``, as torchvision's Resize
+  does on the PIL images of kenshohara's loader: the reference's pixels
+  exactly (main.py get_val_utils / get_inference_utils, commit 540a0ea);
+- training resizes with OpenCV (0.2 against PIL's 0.3 ms for a 240 x 240 crop
+  to 112 x 112): area interpolation on an axis that shrinks, bilinear on one
+  that grows, each axis on its own when one shrinks and the other grows (a
+  single bilinear call would alias the shrinking axis). Mean absolute
+  difference from PIL ~0.6-1.0 of 255 on 320 x 240 video frames
+  (tests/test_reference_pixels.py bounds it by 2).
 
 Loading (``Compose.load``) draws the crop before decoding and crops and
 resizes every frame as soon as it is decoded. Training transforms
 (``build_spatial(train=True)``) also decode JPEGs at 1/2 or 1/4 resolution
 when the crop is shrunk at least that much anyway: libjpeg's reduced
 decoding then stands in for part of the shrinking, which changes pixel
-values by ~1.1 of 255 on average (max ~45 at sharp edges) for the full-height
-corner crop of a 320 x 240 frame to 112 x 112. Validation and inference
-always decode at full resolution.
+values by ~0.4-1.1 of 255 on average (max ~20-45 at sharp edges) for the
+full-height corner crop of a 320 x 240 frame to 112 x 112. Validation and
+inference always decode at full resolution.
 
 Optical flow clips have C = 2 (x, y); a horizontal flip mirrors the motion,
 so it also negates the x component: in uint8 ``v -> 255 - v``, which is
@@ -32,6 +41,7 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
+from PIL import Image
 
 # kenshohara's mean.py: statistics of values in [0, 1].
 MEAN_STD = {
@@ -48,7 +58,7 @@ CORNER_CROP_SCALES = tuple(2 ** (-i / 4) for i in range(5))
 
 
 class Region(NamedTuple):
-    """A crop box of a frame, in pixels, and the size the crop is resized to."""
+    """A crop box of a frame, in pixels, the size the crop is resized to, and how (PIL's or OpenCV's)."""
 
     top: int
     left: int
@@ -56,6 +66,7 @@ class Region(NamedTuple):
     width: int
     out_height: int
     out_width: int
+    pil_resize: bool = False
 
     def reduction(self):
         """The largest JPEG decoding reduction (1, 2 or 4) by which the crop is shrunk anyway."""
@@ -75,21 +86,58 @@ class Region(NamedTuple):
                              f"from a {height}x{width} frame")
 
     def __call__(self, frame):
-        """Crop and resize one H x W [x C] frame (area interpolation when shrinking, bilinear when enlarging)."""
+        """Crop and resize one H x W [x C] uint8 frame."""
         crop = frame[self.top:self.top + self.height, self.left:self.left + self.width]
         if (self.height, self.width) == (self.out_height, self.out_width):
             return crop
-        shrinking = self.out_height <= self.height and self.out_width <= self.width
-        return cv2.resize(crop, (self.out_width, self.out_height),
-                          interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        if self.pil_resize:
+            return pil_resize(crop, self.out_height, self.out_width)
+        return fast_resize(crop, self.out_height, self.out_width)
+
+
+def pil_resize(image, height, width):
+    """PIL's antialiased bilinear resize of an H x W [x C] uint8 array: torchvision's Resize on a PIL image.
+
+    Channels other than RGB are resized one by one (PIL would premultiply a 2-channel image as LA); PIL
+    resizes each channel of an RGB image with the same filter, so the values are the same.
+    """
+    if image.ndim == 3 and image.shape[2] != 3:
+        return np.stack([pil_resize(image[..., c], height, width) for c in range(image.shape[2])], axis=-1)
+    resized = Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BILINEAR)
+    return np.asarray(resized)
+
+
+def _axis_interpolation(size, out_size):
+    return cv2.INTER_AREA if out_size <= size else cv2.INTER_LINEAR
+
+
+def fast_resize(image, height, width):
+    """OpenCV resize of an H x W [x C] uint8 array: area on a shrinking axis, bilinear on a growing one."""
+    in_height, in_width = image.shape[:2]
+    rows, cols = _axis_interpolation(in_height, height), _axis_interpolation(in_width, width)
+    if rows == cols:
+        return cv2.resize(image, (width, height), interpolation=rows)
+    # One axis shrinks and the other grows: one axis at a time, or the bilinear pass aliases the shrinking one.
+    return cv2.resize(cv2.resize(image, (in_width, height), interpolation=rows), (width, height),
+                      interpolation=cols)
 
 
 class CropTransform:
-    """A transform that crops (and maybe resizes) every frame with one `region(height, width, rng)` per clip."""
+    """A transform that crops (and maybe resizes) every frame with one `region(height, width, rng)` per clip.
+
+    `pil_resize` (set by build_spatial for validation and inference) resizes with PIL, as the reference.
+    """
+
+    pil_resize = False
+
+    def clip_region(self, height, width, rng):
+        """The checked region of a clip of `height` x `width` frames, with this transform's resize route."""
+        region = self.region(height, width, rng)._replace(pil_resize=self.pil_resize)
+        region.check(height, width)
+        return region
 
     def __call__(self, clip, rng=None):
-        region = self.region(*clip.shape[1:3], rng)
-        region.check(*clip.shape[1:3])
+        region = self.clip_region(*clip.shape[1:3], rng)
         if (region.height, region.width) == (region.out_height, region.out_width):
             return clip[:, region.top:region.top + region.height, region.left:region.left + region.width]
         # cv2 drops a trailing channel axis of size 1.
@@ -252,8 +300,7 @@ class Compose:
         """
         if not self.transforms or not isinstance(self.transforms[0], CropTransform):
             return self(read(1, None), rng)
-        region = self.transforms[0].region(*frame_size, rng)
-        region.check(*frame_size)
+        region = self.transforms[0].clip_region(*frame_size, rng)
         reduction = region.reduction() if self.reduced_decoding else 1
         clip = read(reduction, region.reduced(reduction))
         for transform in self.transforms[1:]:
@@ -282,7 +329,8 @@ def build_spatial(config, train, inference=False):
     training: `train_crop` (random resized / multi-scale corner / scale + centre),
     then a flip unless `no_hflip`; validation: scale + centre crop; inference:
     scale, + centre crop if `inference_crop` is "center". All end with
-    Normalize(*mean_std(config), `value_scale`). Only training loads with
+    Normalize(*mean_std(config), `value_scale`). Validation and inference
+    resize with PIL (the reference's pixels), training with OpenCV and
     reduced JPEG decoding.
     """
     if train and inference:
@@ -302,5 +350,8 @@ def build_spatial(config, train, inference=False):
         transforms = [Scale(size)]
     else:
         transforms = [Scale(size), CenterCrop(size)]
+    for transform in transforms:
+        if isinstance(transform, CropTransform):
+            transform.pil_resize = not train
     transforms.append(Normalize(*mean_std(config), config.value_scale))
     return Compose(transforms, reduced_decoding=train)

@@ -43,6 +43,8 @@ class LRSchedule:
     ReduceLROnPlateau(mode='min', factor=0.1, patience) on validation loss.
     """
 
+    plateau_eps = 1e-8  # torch ReduceLROnPlateau's default eps: a smaller cut leaves the rate as it is
+
     def __init__(self, config):
         self.kind = config["lr_scheduler"]
         self.base_lr = config["learning_rate"]
@@ -70,7 +72,8 @@ class LRSchedule:
         else:
             self.bad_epochs += 1
             if self.bad_epochs > self.patience:
-                self.plateau_lr *= 0.1
+                if self.plateau_lr - self.plateau_lr * 0.1 > self.plateau_eps:  # torch's _reduce_lr
+                    self.plateau_lr *= 0.1
                 self.bad_epochs = 0
 
     def state_dict(self):

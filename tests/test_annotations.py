@@ -102,6 +102,8 @@ def test_kinetics_csvs(tmp_path):
         "database": {
             "aaa_000000_000010": {"subset": "training", "annotations": {"label": "zumba", "segment": [1, 4]}},
             "bbb_000005_000015": {"subset": "training", "annotations": {"label": "abseiling", "segment": [1, 5]}},
+            # No frames: kept without a segment, as kenshohara's kinetics_json.py does.
+            "ccc_000030_000040": {"subset": "training", "annotations": {"label": "zumba"}},
             "ddd_000001_000011": {"subset": "validation", "annotations": {"label": "abseiling", "segment": [1, 6]}},
             "eee_000000_000010": {"subset": "testing", "annotations": {"segment": [1, 7]}},
         },

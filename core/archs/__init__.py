@@ -45,7 +45,9 @@ class ArchSpec:
     shapes     shapes(spec, **builder kwargs) -> {neutral parameter name: shape}
     infer      infer(spec, shapes) -> the builder kwargs a checkpoint's shapes show
     identify   identify(shapes) -> the name of the family's arch those shapes are, or None
-    normalisation  default mean_dataset of its inputs (core.spatial)
+    normalisation  the mean_dataset (core.spatial.MEAN_STD) its community weights were trained with, the
+               config's default: kenshohara's nets the Kinetics statistics (his opts.py default), piergiaj's
+               I3D values in [-1, 1] (pytorch-i3d's videotransforms: x / 255 * 2 - 1)
     kenshohara arch string in kenshohara's checkpoints ('resnet-18'), None if he has no such model
     """
     name: str
