@@ -14,6 +14,12 @@ import torch
 from torch import nn
 
 from backends.torch.models import build_model
+from core.archs import SPECS
+
+# What the heavy tests (every backend, every arch) run: every depth of the ResNets, R(2+1)D and I3D, and one depth
+# of each other model (its other depths differ only in blocks per stage), to keep MindSpore's share short.
+ARCHS_TESTED = tuple(name for name, spec in SPECS.items() if spec.model in ("resnet", "r2plus1d", "i3d")
+                     or name == next(other for other, s in SPECS.items() if s.model == spec.model))
 
 
 def random_model(arch, seed=0, **model_kwargs):
