@@ -20,13 +20,11 @@ from core import archs
 from core.archs import ARCHS
 from core.config import load_config
 from core.state_dict import StateDictMismatch
-from tests.community import ARCHS_TESTED, random_model
+from tests.community import ARCHS_TESTED, narrow, random_model
 
-# Narrow enough for MindSpore on CPU, wide enough that every stage has channels (a ResNeXt's grouped convs have
-# cardinality x planes // 32 channels: 4 groups at a quarter of the width).
-SMALL = {arch: dict(n_classes=5, widen_factor=0.0625 if arch in ("resnet152", "resnet200") else 0.125)
+# Narrow enough for MindSpore on CPU, wide enough that every stage has channels.
+SMALL = {arch: dict(n_classes=5, **narrow(arch, 0.0625 if arch in ("resnet152", "resnet200") else 0.125))
          for arch in ARCHS}
-SMALL.update({arch: dict(n_classes=5, widen_factor=0.25, cardinality=4) for arch in ARCHS if arch.startswith("resnext")})
 
 
 def frames(arch):

@@ -53,6 +53,9 @@ def needs_downsample(in_planes, out_planes, stride):
 def layout(spec, widen_factor, cardinality):
     """(stem width, blocks, features width) of a ResNeXt: planes scaled by widen_factor, mid widths
     cardinality * (planes // 32) as his `cardinality * int(planes / 32)`."""
+    if scaled(PLANES[0], widen_factor) < 32:
+        raise ValueError(f"{spec.name}: widen_factor {widen_factor} leaves layer1 {scaled(PLANES[0], widen_factor)} "
+                         "planes, fewer than the 32 per group its grouped convs need (widen_factor >= 0.25)")
     return (scaled(STEM, widen_factor),) + bottleneck_layout(
         spec.structure["layers"], scaled(STEM, widen_factor), [scaled(p, widen_factor) for p in PLANES],
         lambda planes: cardinality * (planes // 32), cardinality)

@@ -4,15 +4,15 @@ import numpy as np
 from convert.compare import random_state
 from core.archs import get
 from backends import BACKENDS
-from tests.community import ARCHS_TESTED
+from tests.community import ARCHS_TESTED, narrow
 from tests.parity.run_backend import run_backends
 
 KWARGS = dict(n_classes=5, widen_factor=0.125)
 # A DenseNet halves the 9 frames in its max pooling and three transitions: without the max pooling they last.
-# A ResNeXt at a quarter width with 4 groups keeps cardinality x planes // 32 channels in every stage.
-ARCH_KWARGS = {"densenet": dict(KWARGS, no_max_pool=True), "resnext": dict(KWARGS, widen_factor=0.25, cardinality=4)}
+NO_MAX_POOL = {"densenet": dict(no_max_pool=True)}
 # Every arch with the default options, and the builder options the defaults leave out.
-MODELS = {**{arch: (arch, ARCH_KWARGS.get(get(arch).model, KWARGS)) for arch in ARCHS_TESTED},
+MODELS = {**{arch: (arch, dict(KWARGS, **narrow(arch), **NO_MAX_POOL.get(get(arch).model, {})))
+             for arch in ARCHS_TESTED},
           "wideresnet50 2020 stem (64 x k)": ("wideresnet50", dict(KWARGS, wide_stem=True)),
           "preresnet10 shortcut A": ("preresnet10", dict(KWARGS, shortcut_type="A")),
           "resnet18 shortcut A, conv1 3 x 7 x 7 stride 2, no max pool": (
