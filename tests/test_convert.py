@@ -29,7 +29,8 @@ from tests.community import narrow, write_kenshohara_pth, write_piergiaj_pt
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small widths keep every test fast; n_classes != 400 shows the head is read from the file.
 CASES = {"resnet18": dict(widen_factor=0.125), "resnet50": dict(widen_factor=0.0625),
-         "r2plus1d_18": dict(widen_factor=0.125), "i3d": dict(widen_factor=0.125)}
+         "r2plus1d_18": dict(widen_factor=0.125), "i3d": dict(widen_factor=0.125), "resnext50": narrow("resnext50"),
+         "densenet121": dict(widen_factor=0.25)}
 EXTENSIONS = {"pth": ".pth", "pdparams": ".pdparams", "ckpt": ".ckpt", "npz": ".npz", "safetensors": ".safetensors"}
 CLIP = ["--clip-size", "8", "32", "32"]
 
@@ -133,7 +134,7 @@ def test_files_load_into_each_framework_with_its_own_loader(tmp_path):
     assert_same_state(mindspore_state(mindspore_model), state)
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "r2plus1d_18"])
+@pytest.mark.parametrize("arch", ["resnet18", "r2plus1d_18", "resnext50", "densenet121"])
 def test_kenshohara_layout(tmp_path, capsys, arch):
     source = tmp_path / "save_200.pth"
     model = write_kenshohara_pth(str(source), arch, n_classes=5, data_parallel=True, **CASES[arch])
@@ -147,7 +148,8 @@ def test_kenshohara_layout(tmp_path, capsys, arch):
     convert_main([str(tmp_path / "r.pdparams"), str(tmp_path / "again.pth"), "--layout-out", "kenshohara"])
     again = torch.load(tmp_path / "again.pth", weights_only=True)
     assert set(again) == {"epoch", "arch", "state_dict"}
-    assert again["arch"] == {"resnet18": "resnet-18", "r2plus1d_18": "resnet2p1d-18"}[arch]
+    assert again["arch"] == {"resnet18": "resnet-18", "r2plus1d_18": "resnet2p1d-18", "resnext50": "resnext-50",
+                             "densenet121": "densenet-121"}[arch]
     reloaded = build_torch_model(arch, n_classes=5, **CASES[arch])
     reloaded.load_state_dict(again["state_dict"])  # as his main.py resume() does
     assert_same_state(torch_state(reloaded), torch_state(model))

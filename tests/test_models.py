@@ -139,12 +139,14 @@ def test_batchnorm_momentum_means_what_it_means_in_torch(backend, arch, first_bn
     np.testing.assert_allclose(after, expected, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("arch, head", [("resnet18", "fc"), ("r2plus1d_18", "fc"), ("i3d", "logits.conv3d")])
+@pytest.mark.parametrize("arch, head", [("resnet18", "fc"), ("r2plus1d_18", "fc"), ("i3d", "logits.conv3d"),
+                                        ("resnext50", "fc"), ("densenet121", "classifier")])
 @pytest.mark.parametrize("backend", BACKENDS[1:])
 def test_initial_weights_are_distributed_as_in_torch(backend, arch, head):
     # Each framework draws its own numbers; their spread must agree: He normal (fan out) convs and
     # torch's default uniform heads for the ResNets, torch's default uniform everywhere in I3D.
-    kwargs = dict(n_classes=5, widen_factor=0.25)
+    # 40 classes: with 5, all five head biases fell inside half the bound in about 3% of draws (unseeded).
+    kwargs = dict(n_classes=40, widen_factor=0.25)
     state = load(backend, "interop").to_numpy_state(load(backend, "models").build_model(arch, **kwargs))
     expected = load(BACKENDS[0], "interop").to_numpy_state(load(BACKENDS[0], "models").build_model(arch, **kwargs))
     for name, value in expected.items():
@@ -153,7 +155,7 @@ def test_initial_weights_are_distributed_as_in_torch(backend, arch, head):
         elif value.size >= 500:
             assert abs(state[name].std() / value.std() - 1) < 0.15, name
     weight = state[f"{head}.weight"]
-    bound = 1 / np.sqrt(weight.size / 5)  # uniform in +-1/sqrt(fan_in), bias too
+    bound = 1 / np.sqrt(weight.size / 40)  # uniform in +-1/sqrt(fan_in), bias too
     for values in (weight, state[f"{head}.bias"]):
         assert 0.5 * bound < np.abs(values).max() <= bound
     assert abs(weight.std() / (bound / np.sqrt(3)) - 1) < 0.15
