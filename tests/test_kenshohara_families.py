@@ -22,7 +22,7 @@ from core.config import load_config
 from core.engine import trainable_names
 from core.training import read_log
 from tests._training_data import CLASSES, tiny_config, write_colour_dataset
-from tests.community import narrow, write_kenshohara_pth
+from tests.community import narrow, random_model, write_kenshohara_pth
 from tests.conftest import ROOT
 
 
@@ -159,3 +159,23 @@ def test_ft_begin_module_names_a_densenet_block_as_his_get_module_name():
     assert trainable_names(names, "classifier") == ["classifier.weight", "classifier.bias"]
     with pytest.raises(ValueError, match="'features' is not a module"):
         trainable_names(names, "features")
+
+
+def test_his_cvpr2018_files_are_read(tmp_path):
+    """His 2017-2018 releases: PyTorch 0.3's legacy (not zip) serialization, DataParallel names, no
+    num_batches_tracked (PyTorch 0.4 added it), {'epoch', 'arch', 'state_dict', 'optimizer'} (CVPR2018 train.py)."""
+    import torch
+
+    model = random_model("densenet121", n_classes=101, widen_factor=0.25)
+    state = {f"module.{name}": value for name, value in model.state_dict().items()
+             if not name.endswith("num_batches_tracked")}
+    path = tmp_path / "densenet-121-kinetics-ucf101_split1.pth"
+    optimizer = {"state": {}, "param_groups": []}
+    torch.save({"epoch": 200, "arch": "densenet-121", "state_dict": state, "optimizer": optimizer}, path,
+               _use_new_zipfile_serialization=False)
+    checkpoint = read_checkpoint(str(path))
+    assert (checkpoint.layout, checkpoint.arch, checkpoint.epoch) == ("kenshohara", "densenet121", 200)
+    assert checkpoint.model_kwargs["n_classes"] == 101 and checkpoint.model_kwargs["widen_factor"] == 0.25
+    assert sorted(checkpoint.state) == sorted(name[len("module."):] for name in state)
+    for name, value in state.items():
+        np.testing.assert_array_equal(checkpoint.state[name[len("module."):]], value.numpy())
