@@ -8,7 +8,9 @@ written a checkpoint: ResNeXt passes n_classes positionally into ResNet's widen_
 `inplanes` does not take ResNet's `in_planes=` keyword. The 2020 options that the CVPR2018 code fixed
 (n_input_channels 3, conv1 7 x 7 x 7 with temporal stride 1, max pooling) are builder keywords here, with
 those values as defaults; depth 200 is his 2020 generate_model's. The final pooling is global (his
-CVPR2018 AvgPool3d sized from sample_size / sample_duration is global at the sizes he trains at).
+CVPR2018 AvgPool3d sized from sample_size / sample_duration is global at the sizes he trains at). fc takes
+the features' width, 2 x layer4's planes: his `cardinality * 32 * 2` is that number at full width and
+cardinality 32 (his releases); at another cardinality his model fails at its first forward.
 
 Module names and forward are those of a post-activation bottleneck ResNet (core/archs/resnet.py's tree):
 conv1-bn1-relu-maxpool, layer1..4 of blocks conv1/bn1, conv2/bn2, conv3/bn3, downsample.0/.1, fc.

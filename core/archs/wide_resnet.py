@@ -17,11 +17,11 @@ DEPTHS = {50: (3, 4, 6, 3)}  # the one depth his model.py offers (CVPR2018: asse
 PLANES = (64, 128, 256, 512)
 STEM = 64
 
-OPTIONS = {**resnext.OPTIONS, "k": Option("wide_resnet_k", 2, "Wide ResNet width multiplier k (an integer)"),
+OPTIONS = {**{name: option for name, option in resnext.OPTIONS.items() if name != "cardinality"},
+           "k": Option("wide_resnet_k", 2, "Wide ResNet width multiplier k (an integer)"),
            "wide_stem": Option("wide_resnet_wide_stem", False,
                                "conv1 with 64 x k channels as his 2020 wide_resnet.py (false: 64, his 2017 release "
                                "wideresnet-50-kinetics.pth)")}
-del OPTIONS["cardinality"]
 
 
 def layout(spec, widen_factor, k, wide_stem):
