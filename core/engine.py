@@ -29,13 +29,20 @@ def epoch_seed(seed, epoch, rank=0):
     return int(np.random.default_rng([seed, epoch, 7] + [rank] * (rank > 0)).integers(2**31 - 1))
 
 
+def module_name(name):
+    """kenshohara's get_module_name (model.py): a parameter's top-level module, or for a DenseNet the module
+    inside `features` ('features.denseblock4.denselayer1.conv.1.weight' -> 'denseblock4')."""
+    parts = name.split(".")
+    return parts[1] if parts[0] == "features" and len(parts) > 2 else parts[0]
+
+
 def trainable_names(names, ft_begin_module):
     """kenshohara's get_fine_tuning_parameters: parameters from the first one whose
-    top-level module is `ft_begin_module` on; all when it is empty."""
+    module (module_name) is `ft_begin_module` on; all when it is empty."""
     names = list(names)
     if not ft_begin_module:
         return names
-    tops = [n.split(".")[0] for n in names]
+    tops = [module_name(n) for n in names]
     if ft_begin_module not in tops:
         raise ValueError(f"ft_begin_module '{ft_begin_module}' is not a module of the model "
                          f"(top-level modules: {', '.join(dict.fromkeys(tops))})")

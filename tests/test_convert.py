@@ -22,14 +22,15 @@ from convert import Checkpoint, convert, expected_shapes, infer_arch, read_check
 from convert.__main__ import main as convert_main
 from convert.verify import verify
 from core import safe_pickle
-from core.archs import ARCHS
+from core.archs import ARCHS, get as get_arch
 from core.state_dict import StateDictMismatch, to_mindspore
-from tests.community import write_kenshohara_pth, write_piergiaj_pt
+from tests.community import narrow, write_kenshohara_pth, write_piergiaj_pt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small widths keep every test fast; n_classes != 400 shows the head is read from the file.
 CASES = {"resnet18": dict(widen_factor=0.125), "resnet50": dict(widen_factor=0.0625),
-         "r2plus1d_18": dict(widen_factor=0.125), "i3d": dict(widen_factor=0.125)}
+         "r2plus1d_18": dict(widen_factor=0.125), "i3d": dict(widen_factor=0.125), "resnext50": narrow("resnext50"),
+         "densenet121": dict(widen_factor=0.25)}
 EXTENSIONS = {"pth": ".pth", "pdparams": ".pdparams", "ckpt": ".ckpt", "npz": ".npz", "safetensors": ".safetensors"}
 CLIP = ["--clip-size", "8", "32", "32"]
 
@@ -57,9 +58,10 @@ def quiet(*_):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_expected_shapes_are_those_of_the_torch_models(arch):
-    kwargs = dict(widen_factor=0.125, n_classes=7, n_input_channels=2)
-    if arch != "i3d":
-        kwargs.update(conv1_t_size=3, shortcut_type="A")
+    takes = get_arch(arch).builder_kwargs({})
+    kwargs = {key: value for key, value in dict(n_classes=7, n_input_channels=2, conv1_t_size=3,
+                                                shortcut_type="A").items() if key in takes}
+    kwargs.update(narrow(arch))
     model_shapes = {name: value.shape for name, value in torch_state(build_torch_model(arch, **kwargs)).items()}
     assert expected_shapes(arch, **kwargs) == model_shapes
 
@@ -96,7 +98,7 @@ def test_every_direction_keeps_names_and_values(tmp_path, arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_pth_pdparams_ckpt_pth_round_trip_is_bit_exact(tmp_path, arch):
-    state = seeded_state(arch, widen_factor=0.0625, n_classes=3)
+    state = seeded_state(arch, n_classes=3, **narrow(arch, 0.0625))
     write_checkpoint(str(tmp_path / "a.pth"), Checkpoint(state, arch, {}))
     convert(str(tmp_path / "a.pth"), str(tmp_path / "b.pdparams"), log=quiet)
     convert(str(tmp_path / "b.pdparams"), str(tmp_path / "c.ckpt"), log=quiet)
@@ -132,7 +134,7 @@ def test_files_load_into_each_framework_with_its_own_loader(tmp_path):
     assert_same_state(mindspore_state(mindspore_model), state)
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "r2plus1d_18"])
+@pytest.mark.parametrize("arch", ["resnet18", "r2plus1d_18", "resnext50", "densenet121"])
 def test_kenshohara_layout(tmp_path, capsys, arch):
     source = tmp_path / "save_200.pth"
     model = write_kenshohara_pth(str(source), arch, n_classes=5, data_parallel=True, **CASES[arch])
@@ -146,7 +148,8 @@ def test_kenshohara_layout(tmp_path, capsys, arch):
     convert_main([str(tmp_path / "r.pdparams"), str(tmp_path / "again.pth"), "--layout-out", "kenshohara"])
     again = torch.load(tmp_path / "again.pth", weights_only=True)
     assert set(again) == {"epoch", "arch", "state_dict"}
-    assert again["arch"] == {"resnet18": "resnet-18", "r2plus1d_18": "resnet2p1d-18"}[arch]
+    assert again["arch"] == {"resnet18": "resnet-18", "r2plus1d_18": "resnet2p1d-18", "resnext50": "resnext-50",
+                             "densenet121": "densenet-121"}[arch]
     reloaded = build_torch_model(arch, n_classes=5, **CASES[arch])
     reloaded.load_state_dict(again["state_dict"])  # as his main.py resume() does
     assert_same_state(torch_state(reloaded), torch_state(model))

@@ -2,13 +2,19 @@
 import numpy as np
 
 from convert.compare import random_state
-from core.archs import ARCHS
+from core.archs import get
 from backends import BACKENDS
+from tests.community import ARCHS_TESTED, narrow
 from tests.parity.run_backend import run_backends
 
 KWARGS = dict(n_classes=5, widen_factor=0.125)
+# A DenseNet halves the 9 frames in its max pooling and three transitions: without the max pooling they last.
+NO_MAX_POOL = {"densenet": dict(no_max_pool=True)}
 # Every arch with the default options, and the builder options the defaults leave out.
-MODELS = {**{arch: (arch, KWARGS) for arch in ARCHS},
+MODELS = {**{arch: (arch, dict(KWARGS, **narrow(arch), **NO_MAX_POOL.get(get(arch).model, {})))
+             for arch in ARCHS_TESTED},
+          "wideresnet50 2020 stem (64 x k)": ("wideresnet50", dict(KWARGS, wide_stem=True)),
+          "preresnet10 shortcut A": ("preresnet10", dict(KWARGS, shortcut_type="A")),
           "resnet18 shortcut A, conv1 3 x 7 x 7 stride 2, no max pool": (
               "resnet18", dict(KWARGS, shortcut_type="A", conv1_t_size=3, conv1_t_stride=2, no_max_pool=True)),
           "i3d flow": ("i3d", dict(KWARGS, n_input_channels=2))}
