@@ -14,6 +14,8 @@ about itself (`Meta`), and back:
                     of its I3D, names such as `conv3d_1a_7x7.batch3d.weight`, `mixed_3b.branch_1.0.conv3d.weight`,
                     `conv3d_0c_1x1.conv3d.bias`; the same network as piergiaj's at the sizes it pads right
                     (its "SAME" padding assumes H and W divisible by the stride)
+  kylemin           kylemin/S3D `.pt` (S3D_kinetics400.pt): the bare S3D state dict (`base.0.conv_s.weight`,
+                    `fc.0.bias`), keys possibly prefixed `module.` (its main.py strips it)
   paddle-3dresnets  Paddle port of 3D-ResNets `.pdparams`: a bare pickled dict in Paddle spelling,
                     fc transposed, no name table (its model/convert_to_paddle.py)
 """
@@ -182,6 +184,7 @@ LAYOUTS = {layout.name: layout for layout in (
     Layout("piergiaj", "pth", ("i3d",), _read_flat, _write_flat),
     Layout("ms-zoo-i3d", "ckpt", ("i3d", "i3d_mszoo"), _read_zoo, _write_zoo),
     Layout("hassony2", "pth", ("i3d",), _read_hassony2, _write_hassony2),
+    Layout("kylemin", "pth", ("s3d",), _read_flat, _write_flat),
     Layout("paddle-3dresnets", "pdparams", tuple(a for a in ARCHS if a.startswith("resnet")), _read_flat,
            _write_paddle_port),
 )}
@@ -208,6 +211,8 @@ def detect_layout(tree, fmt):
         return "kenshohara"
     if fmt.name == "pth" and "Conv3d_1a_7x7.conv3d.weight" in names:
         return "piergiaj"
+    if fmt.name == "pth" and "base.0.conv_s.weight" in names:
+        return "kylemin"
     if fmt.name == "pth" and "conv3d_1a_7x7.conv3d.weight" in names:
         return "hassony2"
     if fmt.name == "ckpt" and "Conv3d_1a_7x7.weight" in names:
