@@ -57,21 +57,21 @@ def test_zoo_fine_tuned_head_is_read_as_the_logits(zoo_files):
 def test_zoo_ckpt_is_pretrain_path_and_resume_path_in_every_backend(backend, zoo_files):
     root, state, files = zoo_files
     engine_class, to_numpy_state = load(backend, "engine").Engine, load(backend, "interop").to_numpy_state
-    for kind, path in files.items():
-        # evaluate --resume_path: the file's weights, exactly.
+    # evaluate --resume_path: the file's weights, exactly (the zoo script's names and convert's output).
+    for kind in ("pt2ckpt", "layout-out"):
         config = load_config(tiny_config(str(root), root / f"{backend}_eval", model="i3d", n_classes=5,
-                                         resume_path=str(path)), (), ())
+                                         resume_path=str(files[kind])), (), ())
         evaluated = to_numpy_state(engine_class(config, training=False).model)
         for name, value in state.items():
             np.testing.assert_array_equal(evaluated[name], value, err_msg=f"{kind}: {name}")
-        # pretrain_path: the body, and a new head for 4 classes.
-        config = load_config(tiny_config(str(root), root / f"{backend}_ft", model="i3d", n_classes=4,
-                                         n_pretrain_classes=5, pretrain_path=str(path)), (), ())
-        tuned = to_numpy_state(engine_class(config).model)
-        assert tuned["logits.conv3d.weight"].shape[0] == 4
-        for name, value in state.items():
-            if not name.startswith("logits."):
-                np.testing.assert_array_equal(tuned[name], value, err_msg=f"{kind}: {name}")
+    # pretrain_path: a zoo fine-tuning's file gives the body, and a new head for 4 classes.
+    config = load_config(tiny_config(str(root), root / f"{backend}_ft", model="i3d", n_classes=4,
+                                     n_pretrain_classes=5, pretrain_path=str(files["replace_logits"])), (), ())
+    tuned = to_numpy_state(engine_class(config).model)
+    assert tuned["logits.conv3d.weight"].shape[0] == 4
+    for name, value in state.items():
+        if not name.startswith("logits."):
+            np.testing.assert_array_equal(tuned[name], value, err_msg=name)
 
 
 def test_hassony2_file_reads_as_piergiaj_tree_and_gives_the_same_logits(tmp_path):
