@@ -73,10 +73,11 @@ def test_expected_shapes_are_those_of_the_torch_models(arch):
     ("r2plus1d_18", dict(widen_factor=0.5, conv1_t_size=1)),
     ("r2plus1d_50", dict(widen_factor=0.125)),
     ("i3d", dict(widen_factor=0.25, n_input_channels=2, n_classes=51)),
+    ("s3d", dict(widen_factor=0.5, n_input_channels=2, n_classes=101)),
 ])
 def test_infer_arch_recovers_the_builder_arguments(arch, kwargs):
     defaults = dict(n_classes=400, n_input_channels=3, widen_factor=1.0)
-    if arch != "i3d":
+    if "shortcut_type" in archs.get(arch).options:
         defaults.update(conv1_t_size=7, shortcut_type="B")
     assert infer_arch(expected_shapes(arch, **kwargs)) == (arch, {**defaults, **kwargs})
 
