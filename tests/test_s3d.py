@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from backends import BACKENDS, native_format
+from backends import BACKENDS, load, native_format
 from convert import read_checkpoint
 from core.checkpoints import read_state
 from core.training import read_log
@@ -80,3 +80,48 @@ def test_s3d_trains_from_its_config(backend, data, tmp_path):
     checkpoint = os.path.join(result, f"save_5.{native_format(backend)}")
     state = read_state(checkpoint)
     assert state["fc.0.weight"].shape == (3, 128, 1, 1, 1) and "base.15.branch3.1.bn.running_var" in state
+
+
+def vcp_name(name):
+    """video_classification_pytorch's name of an s3d_tf parameter, spelled as its Unit3D and STConv3d register
+    their modules (utils/utils_3d.py: `<scope>_conv`, `<scope>_bn`, `<scope>_s_conv` / `<scope>_t_conv` holding
+    Unit3Ds of scope 'unit_3d'; models/S3D/Inceptionv1_S3D.py: scope 's3d' + endpoint + '/Branch_k/...')."""
+    branches = {"b0": "Branch_0/Conv3d_0a_1x1x1", "b1a": "Branch_1/Conv3d_0a_1x1x1", "b1b": "Branch_1/Conv3d_0b_3x3x3",
+                "b2a": "Branch_2/Conv3d_0a_1x1x1", "b2b": "Branch_2/Conv3d_0b_3x3x3", "b3b": "Branch_3/Conv3d_0b_1x1x1"}
+    *modules, layer, leaf = name.split(".")
+    layer = {"conv3d": "conv", "bn": "bn"}[layer]
+    if modules == ["logits"]:
+        return f"logits.logits_{layer}.{leaf}"
+    endpoint, rest = modules[0], modules[1:]
+    path, scope = endpoint, f"s3d{endpoint}"
+    if rest and rest[0] in branches:
+        path, scope, rest = f"{endpoint}.{rest[0]}", f"{scope}/{branches[rest[0]]}", rest[1:]
+    if rest:
+        return f"{path}.{scope}_{'s' if rest[0] == 'spatial' else 't'}_conv.unit_3d_{layer}.{leaf}"
+    return f"{path}.{scope}_{layer}.{leaf}"
+
+
+def test_video_classification_pytorch_s3d_reads_as_s3d_tf(tmp_path):
+    """Its S3D is I3D with separable units (TF "same" padding), not kylemin's (symmetric padding): arch s3d_tf."""
+    model = random_model("s3d_tf", seed=3, n_classes=5, widen_factor=0.125)
+    saved = OrderedDict(("module." + vcp_name(k), v) for k, v in model.state_dict().items())
+    assert {"module.Conv3d_1a_7x7.s3dConv3d_1a_7x7_s_conv.unit_3d_conv.weight",
+            "module.Conv3d_1a_7x7.s3dConv3d_1a_7x7_t_conv.unit_3d_bn.running_var",
+            "module.Conv3d_2b_1x1.s3dConv3d_2b_1x1_conv.weight",
+            "module.Mixed_3b.b1b.s3dMixed_3b/Branch_1/Conv3d_0b_3x3x3_s_conv.unit_3d_conv.weight",
+            "module.Mixed_5c.b3b.s3dMixed_5c/Branch_3/Conv3d_0b_1x1x1_bn.bias",
+            "module.logits.logits_conv.bias"} <= set(saved)
+    torch.save(saved, tmp_path / "s3d_ucf101.pth")
+    checkpoint = read_checkpoint(str(tmp_path / "s3d_ucf101.pth"))
+    assert (checkpoint.layout, checkpoint.arch) == ("vcp-s3d", "s3d_tf")
+    assert checkpoint.model_kwargs == dict(widen_factor=0.125, n_classes=5, n_input_channels=3)
+    reloaded = load("torch", "models").build_model("s3d_tf", n_classes=5, widen_factor=0.125).eval()
+    load("torch", "interop").load_numpy_state(reloaded, checkpoint.state)
+    clip = torch.from_numpy(np.random.default_rng(4).uniform(-1, 1, (2, 3, 9, 33, 37)).astype(np.float32))
+    with torch.no_grad():
+        expected, logits = model(clip), reloaded(clip)
+    assert expected.abs().max() > 0.05
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+    unit = model.Mixed_3b.b1b
+    assert unit.spatial.conv3d.kernel_size == (1, 3, 3) and unit.temporal.conv3d.kernel_size == (3, 1, 1)
+    assert model.Conv3d_1a_7x7.temporal.conv3d.stride == (2, 1, 1) and model.Conv3d_1a_7x7.spatial.bn.eps == 1e-3

@@ -10,7 +10,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from core.archs import scaled
-from core.archs.i3d import ENDPOINTS, head_pool_kernel, mixed_out_channels, same_padding
+from core.archs.i3d import ENDPOINTS, head_pool_kernel, mixed_out_channels, mixed_units, same_padding, unit_convs
 from .resnet import BatchNorm3D, torch_default_init
 
 
@@ -51,18 +51,35 @@ class Unit3D(nn.Layer):
         return x
 
 
+class SeparableUnit3D(nn.Layer):
+    """video_classification_pytorch's STConv3d: a (1, k, k) Unit3D, then a (k, 1, 1) one (s3d_tf)."""
+
+    def __init__(self, spatial, temporal):
+        super().__init__()
+        self.spatial = spatial
+        self.temporal = temporal
+
+    def forward(self, x):
+        return self.temporal(self.spatial(x))
+
+
+def make_unit(structure, in_channels, out_channels, kernel, stride=(1, 1, 1)):
+    """The Unit3D (or, separable, the two) of core.archs.i3d.unit_convs, with the variant's BatchNorm."""
+    units = [Unit3D(conv_in, conv_out, conv_kernel, conv_stride, bn_eps=structure["bn_eps"],
+                    bn_momentum=structure["bn_momentum"])
+             for _, conv_in, conv_out, conv_kernel, conv_stride in unit_convs(structure, "", in_channels,
+                                                                               out_channels, kernel, stride)]
+    return units[0] if len(units) == 1 else SeparableUnit3D(*units)
+
+
 class InceptionModule(nn.Layer):
     """Four branches concatenated: 1x1; 1x1 -> 3x3; 1x1 -> 3x3; 3x3 max pool -> 1x1."""
 
-    def __init__(self, in_channels, out_channels, **bn):
+    def __init__(self, in_channels, out_channels, structure):
         super().__init__()
-        self.b0 = Unit3D(in_channels, out_channels[0], **bn)
-        self.b1a = Unit3D(in_channels, out_channels[1], **bn)
-        self.b1b = Unit3D(out_channels[1], out_channels[2], kernel_shape=(3, 3, 3), **bn)
-        self.b2a = Unit3D(in_channels, out_channels[3], **bn)
-        self.b2b = Unit3D(out_channels[3], out_channels[4], kernel_shape=(3, 3, 3), **bn)
+        for branch, conv_in, conv_out, kernel in mixed_units(out_channels, in_channels):
+            setattr(self, branch, make_unit(structure, conv_in, conv_out, (kernel,) * 3))
         self.b3a = MaxPool3dSamePadding(kernel_size=(3, 3, 3), stride=(1, 1, 1))
-        self.b3b = Unit3D(in_channels, out_channels[5], **bn)
 
     def forward(self, x):
         return paddle.concat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))],
@@ -74,19 +91,19 @@ class InceptionI3d(nn.Layer):
     def __init__(self, spec, n_classes, n_input_channels, widen_factor, dropout):
         super().__init__()
         self.structure = spec.structure
-        bn = {"bn_eps": spec.structure["bn_eps"], "bn_momentum": spec.structure["bn_momentum"]}
         channels = n_input_channels
         for name, (kind, *layer) in ENDPOINTS:
             if kind == "unit":
                 width, kernel, stride = layer
-                self.add_sublayer(name, Unit3D(channels, scaled(width, widen_factor), kernel, stride, **bn))
+                self.add_sublayer(name, make_unit(self.structure, channels, scaled(width, widen_factor), kernel,
+                                                stride))
                 channels = scaled(width, widen_factor)
             elif kind == "pool":
                 kernel, stride = layer
                 self.add_sublayer(name, MaxPool3dSamePadding(kernel_size=kernel, stride=stride))
             else:
                 widths = [scaled(w, widen_factor) for w in layer[0]]
-                self.add_sublayer(name, InceptionModule(channels, widths, **bn))
+                self.add_sublayer(name, InceptionModule(channels, widths, self.structure))
                 channels = mixed_out_channels(widths)
         self.dropout = nn.Dropout(dropout)
         self.logits = Unit3D(channels, n_classes, activation_fn=None, use_batch_norm=False, use_bias=True)
