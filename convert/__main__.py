@@ -8,7 +8,12 @@ Layouts (--layout-in is detected when left out; --layout-out defaults to neutral
   neutral           flat parameter dict in the framework's own spelling (any format)
   kenshohara        3D-ResNets-PyTorch .pth {'epoch', 'arch', 'state_dict', ...}
   piergiaj          pytorch-i3d .pt (bare I3D state dict)
-  ms-zoo-i3d        MindSpore model zoo I3D .ckpt (Mixed_3b_b0.conv3d.weight, ...)
+  ms-zoo-i3d        MindSpore model zoo I3D .ckpt (Mixed_3b_b0.conv3d.weight, ...; a fine-tuned
+                    head logits.logits_conv3d.*); for the zoo's own trained files pass --arch i3d_mszoo
+  hassony2          kinetics_i3d_pytorch I3D .pth (conv3d_1a_7x7.batch3d.weight, mixed_3b.branch_1.0...)
+  kylemin           kylemin/S3D .pt (S3D_kinetics400.pt: base.0.conv_s.weight, fc.0.bias)
+  vcp-s3d           video_classification_pytorch S3D .pth (Mixed_3b.b0.s3dMixed_3b/Branch_0/..._conv.weight,
+                    logits.logits_conv.bias; arch s3d_tf)
   paddle-3dresnets  Paddle port of 3D-ResNets .pdparams (bare pickled dict)
 
 The architecture comes from the file (kenshohara's 'arch'), else --arch, else the parameter

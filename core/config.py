@@ -72,6 +72,7 @@ SCHEMA = {
                         ("kinetics", "activitynet", "0.5", "i3d")),
     "no_mean_norm": Key(bool, False, "do not subtract the mean"),
     "no_std_norm": Key(bool, False, "do not divide by the std"),
+    "bgr": Key(bool, False, "feed RGB frames in BGR order (the MindSpore zoo's I3D reads frames with cv2.imread)"),
     "n_val_samples": Key(int, 3, "clips per video in the per-epoch validation"),
     "inference_subset": Key(str, "validation", "subset evaluated by evaluate", ("training", "validation", "testing")),
     "inference_stride": Key(int, 16, "stride of the sliding window in evaluation"),

@@ -262,16 +262,19 @@ class Normalize:
     view: the dataset's C x T x H x W layout is then free.
     """
 
-    def __init__(self, mean, std, value_scale=1):
+    def __init__(self, mean, std, value_scale=1, reverse_channels=False):
         std = np.asarray(std, np.float64)
         self.gain = (value_scale / 255 / std).astype(np.float32)
         self.offset = (np.asarray(mean, np.float64) / std).astype(np.float32)
+        self.reverse_channels = reverse_channels  # RGB frames out as BGR (statistics stay the RGB channels')
 
     def __call__(self, clip, rng=None):
-        channels_first = np.empty((clip.shape[-1],) + clip.shape[:-1], np.float32)
+        n_channels = clip.shape[-1]
+        channels_first = np.empty((n_channels,) + clip.shape[:-1], np.float32)
         for channel, (gain, offset) in enumerate(zip(self.gain, self.offset)):
-            np.multiply(clip[..., channel], gain, out=channels_first[channel])
-            channels_first[channel] -= offset
+            out = n_channels - 1 - channel if self.reverse_channels else channel
+            np.multiply(clip[..., channel], gain, out=channels_first[out])
+            channels_first[out] -= offset
         return np.moveaxis(channels_first, 0, -1)
 
 
@@ -353,5 +356,6 @@ def build_spatial(config, train, inference=False):
     for transform in transforms:
         if isinstance(transform, CropTransform):
             transform.pil_resize = not train
-    transforms.append(Normalize(*mean_std(config), config.value_scale))
+    transforms.append(Normalize(*mean_std(config), config.value_scale,
+                                reverse_channels=config.bgr and config.modality == "rgb"))
     return Compose(transforms, reduced_decoding=train)

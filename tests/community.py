@@ -74,3 +74,49 @@ def write_piergiaj_pt(path, n_classes=400, data_parallel=False, seed=0, **model_
     state = OrderedDict((k, v) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked"))
     torch.save(_prefixed(state, data_parallel), path)
     return model
+
+
+def zoo_name(name):
+    """The MindSpore model zoo's research/cv/I3D/src/tools/pt2ckpt.py renaming of a piergiaj name, step by step."""
+    if "Conv3d" in name:
+        name = name.replace("conv3d.", "").replace(".bn", "_bn")
+    if "Mix" in name:
+        name = name.replace(".", "_", 1)
+    if "bn." in name:
+        name = name.replace("bn.", "bn.bn2d.", 1).replace("weight", "gamma", 1).replace("bias", "beta", 1)
+    name = name.replace("running_var", "moving_variance", 1).replace("running_mean", "moving_mean", 1)
+    if "logits" in name:
+        name = name.replace(".", "_", 1)
+    return name
+
+
+def write_zoo_ckpt(path, state, replaced_logits=False):
+    """A zoo I3D .ckpt of neutral `state`, as pt2ckpt.py writes it; `replaced_logits`: as a checkpoint of the
+    zoo's fine-tuning, whose replace_logits assigns the new head as `self.logits` (`logits.logits_conv3d.*`)."""
+    import mindspore
+    names = {name: zoo_name(name) for name in state}
+    if replaced_logits:
+        names.update({name: "logits." + names[name] for name in names if name.startswith("logits.")})
+    mindspore.save_checkpoint([{"name": names[name], "data": mindspore.Tensor(value)} for name, value in state.items()],
+                              str(path))
+
+
+def hassony2_name(name):
+    """hassony2/kinetics_i3d_pytorch's name of a piergiaj parameter, spelled as its src/i3dpt.py load_tf_weights
+    fills the state dict: lower-case endpoints, `batch3d`, `branch_1.0` / `branch_1.1` Sequentials, the max
+    pool as branch_3.0, the logits as `conv3d_0c_1x1`."""
+    module, _, rest = name.partition(".")
+    module = {"logits": "conv3d_0c_1x1"}.get(module, module.lower())
+    branch, _, leaf = rest.partition(".")
+    branch = {"b0": "branch_0", "b1a": "branch_1.0", "b1b": "branch_1.1", "b2a": "branch_2.0", "b2b": "branch_2.1",
+              "b3b": "branch_3.1"}.get(branch)
+    if branch:
+        rest = f"{branch}.{leaf}"
+    return f"{module}.{rest.replace('bn.', 'batch3d.')}"
+
+
+def write_hassony2_pth(path, n_classes=400, seed=0, **model_kwargs):
+    """A hassony2-style I3D file: torch.save(model.state_dict()) of its I3D, num_batches_tracked included."""
+    model = random_model("i3d", seed, n_classes=n_classes, **model_kwargs)
+    torch.save(OrderedDict((hassony2_name(k), v) for k, v in model.state_dict().items()), path)
+    return model

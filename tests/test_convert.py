@@ -22,9 +22,10 @@ from convert import Checkpoint, convert, expected_shapes, infer_arch, read_check
 from convert.__main__ import main as convert_main
 from convert.verify import verify
 from core import safe_pickle
+from core import archs
 from core.archs import ARCHS, get as get_arch
 from core.state_dict import StateDictMismatch, to_mindspore
-from tests.community import narrow, write_kenshohara_pth, write_piergiaj_pt
+from tests.community import narrow, write_kenshohara_pth, write_piergiaj_pt, zoo_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Small widths keep every test fast; n_classes != 400 shows the head is read from the file.
@@ -74,10 +75,11 @@ def test_expected_shapes_are_those_of_the_torch_models(arch):
     ("r2plus1d_18", dict(widen_factor=0.5, conv1_t_size=1)),
     ("r2plus1d_50", dict(widen_factor=0.125)),
     ("i3d", dict(widen_factor=0.25, n_input_channels=2, n_classes=51)),
+    ("s3d", dict(widen_factor=0.5, n_input_channels=2, n_classes=101)),
 ])
 def test_infer_arch_recovers_the_builder_arguments(arch, kwargs):
     defaults = dict(n_classes=400, n_input_channels=3, widen_factor=1.0)
-    if arch != "i3d":
+    if "shortcut_type" in archs.get(arch).options:
         defaults.update(conv1_t_size=7, shortcut_type="B")
     assert infer_arch(expected_shapes(arch, **kwargs)) == (arch, {**defaults, **kwargs})
 
@@ -155,20 +157,6 @@ def test_kenshohara_layout(tmp_path, capsys, arch):
     assert_same_state(torch_state(reloaded), torch_state(model))
 
 
-def _pt2ckpt_name(name):
-    """The MindSpore model zoo's research/cv/I3D/src/tools/pt2ckpt.py renaming, step by step."""
-    if "Conv3d" in name:
-        name = name.replace("conv3d.", "").replace(".bn", "_bn")
-    if "Mix" in name:
-        name = name.replace(".", "_", 1)
-    if "bn." in name:
-        name = name.replace("bn.", "bn.bn2d.", 1).replace("weight", "gamma", 1).replace("bias", "beta", 1)
-    name = name.replace("running_var", "moving_variance", 1).replace("running_mean", "moving_mean", 1)
-    if "logits" in name:
-        name = name.replace(".", "_", 1)
-    return name
-
-
 def test_piergiaj_and_ms_zoo_i3d_layouts(tmp_path):
     # pytorch-i3d's published .pt files predate the zip format: write that one.
     model = write_piergiaj_pt(str(tmp_path / "new.pt"), n_classes=5, widen_factor=0.125)
@@ -180,13 +168,13 @@ def test_piergiaj_and_ms_zoo_i3d_layouts(tmp_path):
 
     convert(str(tmp_path / "rgb_imagenet.pt"), str(tmp_path / "rgb_imagenet.ckpt"), layout_out="ms-zoo-i3d", log=quiet)
     zoo = mindspore.load_checkpoint(str(tmp_path / "rgb_imagenet.ckpt"))
-    assert sorted(zoo) == sorted(_pt2ckpt_name(name) for name in expected)
+    assert sorted(zoo) == sorted(zoo_name(name) for name in expected)
     assert "Conv3d_1a_7x7_bn.bn2d.gamma" in zoo and "Mixed_3b_b0.conv3d.weight" in zoo and "logits_conv3d.bias" in zoo
     for name, value in expected.items():
-        np.testing.assert_array_equal(zoo[_pt2ckpt_name(name)].asnumpy(), value)
+        np.testing.assert_array_equal(zoo[zoo_name(name)].asnumpy(), value)
 
     # A zoo file written by the zoo's own script reads back, and converts to a piergiaj .pt.
-    mindspore.save_checkpoint([{"name": _pt2ckpt_name(name), "data": mindspore.Tensor(value)}
+    mindspore.save_checkpoint([{"name": zoo_name(name), "data": mindspore.Tensor(value)}
                                for name, value in expected.items()], str(tmp_path / "zoo.ckpt"))
     assert read_checkpoint(str(tmp_path / "zoo.ckpt")).layout == "ms-zoo-i3d"
     convert(str(tmp_path / "zoo.ckpt"), str(tmp_path / "back.pt"), layout_out="piergiaj", log=quiet)
@@ -220,7 +208,7 @@ def test_layouts_are_checked_against_format_and_architecture(tmp_path):
     write_checkpoint(str(tmp_path / "r18.pth"), Checkpoint(seeded_state("resnet18", **CASES["resnet18"]), "resnet18", {}))
     with pytest.raises(ValueError, match="'ms-zoo-i3d' is a .ckpt layout"):
         convert(str(tmp_path / "r18.pth"), str(tmp_path / "x.pth"), layout_out="ms-zoo-i3d", log=quiet)
-    with pytest.raises(ValueError, match="holds i3d, not resnet18"):
+    with pytest.raises(ValueError, match="holds i3d, i3d_mszoo, not resnet18"):
         convert(str(tmp_path / "r18.pth"), str(tmp_path / "x.ckpt"), layout_out="ms-zoo-i3d", log=quiet)
     with pytest.raises(ValueError, match="cannot tell the checkpoint format"):
         convert(str(tmp_path / "r18.pth"), str(tmp_path / "x.weights"), log=quiet)

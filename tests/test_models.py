@@ -28,8 +28,9 @@ SMALL = {arch: dict(n_classes=5, **narrow(arch, 0.0625 if arch in ("resnet152", 
 
 
 def frames(arch):
-    """A DenseNet halves time in its max pooling and in each of its three transitions: 16 frames, as his clips."""
-    return 16 if arch.startswith("densenet") else 4
+    """A DenseNet halves time in its max pooling and in each of its three transitions: 16 frames, as his clips.
+    S3D (kylemin) ends with an unpadded (2, 2, 2) max pool after time has been halved twice: 8 frames at least."""
+    return 16 if arch.startswith("densenet") else 8 if arch == "s3d" else 4
 
 
 def channels(arch):
@@ -112,13 +113,15 @@ def test_max_pool_pads_with_minus_infinity_like_torch(backend):
     np.testing.assert_array_equal(out, expected)
 
 
-@pytest.mark.parametrize("arch, first_bn", [("resnet18", "bn1"), ("i3d", "Conv3d_1a_7x7.bn")])
+@pytest.mark.parametrize("arch, first_bn", [("resnet18", "bn1"), ("i3d", "Conv3d_1a_7x7.bn"),
+                                            ("i3d_mszoo", "Conv3d_1a_7x7.bn"), ("s3d", "base.0.bn_s")])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_batchnorm_momentum_means_what_it_means_in_torch(backend, arch, first_bn):
-    """One training-mode forward moves the running mean as torch's BatchNorm does (momentum 0.1, I3D 0.01)."""
+    """One training-mode forward moves the running mean as torch's BatchNorm does (momentum 0.1, I3D 0.01, the
+    zoo's I3D 0.9, S3D 0.001)."""
     kwargs = dict(n_classes=3, widen_factor=0.125)
     state = random_state(arch, seed=3, **kwargs)
-    clip = np.random.default_rng(4).normal(1.0, 1.0, size=(2, 3, 4, 32, 32)).astype(np.float32)
+    clip = np.random.default_rng(4).normal(1.0, 1.0, size=(2, 3, frames(arch), 32, 32)).astype(np.float32)
     reference = random_model(arch, **kwargs)
     load(BACKENDS[0], "interop").load_numpy_state(reference, state)
     reference.train()(torch.from_numpy(clip))

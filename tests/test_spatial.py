@@ -149,6 +149,19 @@ def test_i3d_inputs_span_minus_one_to_one():
     assert out.min() == pytest.approx(-1.0) and out.max() == pytest.approx(1.0)
 
 
+def test_bgr_feeds_rgb_frames_in_the_zoo_order_and_leaves_flow_alone():
+    clip = np.zeros((1, 4, 4, 3), np.uint8)
+    clip[..., 0] = 255  # pure red
+    rgb = build_spatial(config("mean_dataset=i3d", "sample_size=4"), train=False)(clip)
+    bgr = build_spatial(config("mean_dataset=i3d", "sample_size=4", "bgr=true"), train=False)(clip)
+    assert rgb[..., 0].min() == bgr[..., 2].min() == pytest.approx(1.0)
+    assert rgb[..., 2].max() == bgr[..., 0].max() == pytest.approx(-1.0)
+    flow = np.zeros((1, 4, 4, 2), np.uint8)
+    flow[..., 0] = 255
+    out = build_spatial(config("modality=flow", "sample_size=4", "bgr=true"), train=False)(flow)
+    assert out[..., 0].min() == pytest.approx(1.0) and out[..., 1].max() == pytest.approx(-1.0)
+
+
 def test_inference_nocrop_keeps_the_aspect_ratio():
     transform = build_spatial(config("sample_size=16", "inference_crop=nocrop"), train=False, inference=True)
     assert transform(np.zeros((2, 32, 40, 3), np.uint8)).shape == (2, 16, 20, 3)

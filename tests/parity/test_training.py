@@ -59,7 +59,34 @@ def sgd_steps(tmp_path_factory, batch):
 
 @pytest.mark.parametrize("arch", SGD_ARCHS)
 def test_sgd_step_updates_parameters_and_batchnorm_statistics_alike(sgd_steps, batch, arch):
-    before, states, losses = sgd_steps[arch]
+    assert_sgd_step_agrees(sgd_steps[arch], batch, arch)
+
+
+# S3D's last max pool is unpadded after time has been halved twice: 8 frames. The zoo's I3D (BatchNorm eps
+# 1e-5, momentum 0.9, max-pool head) comes along in the same processes. Both are deeper in time than the
+# 4-frame nets above and end on 1 x 2 x 2 maps, so BatchNorm normalises 16 values per channel there; float32
+# rounding then reaches 3-5e-5 of the float64 step, in torch's own float32 step most of all (Paddle and
+# MindSpore: 0.5-1.5e-5; the zoo's momentum 0.9 copies the batch statistics' rounding into the running ones).
+# 1e-4 still catches a wrong BatchNorm momentum or epsilon (the forward parity test checks eps to 1e-4 too).
+LONG_CLIP_ARCHS = ("s3d", "i3d_mszoo")
+LONG_CLIP_TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def long_clip_sgd_steps(tmp_path_factory):
+    rng = np.random.default_rng(1)
+    batch = rng.standard_normal((4, 3, 8, 64, 64)).astype(np.float32), np.array([0, 1, 2, 1])
+    return batch, one_step(tmp_path_factory.mktemp("sgd8"), batch, "sgd", LONG_CLIP_ARCHS, SGD_LR)
+
+
+@pytest.mark.parametrize("arch", LONG_CLIP_ARCHS)
+def test_sgd_step_agrees_on_8_frame_clips(long_clip_sgd_steps, arch):
+    batch, steps = long_clip_sgd_steps
+    assert_sgd_step_agrees(steps[arch], batch, arch, LONG_CLIP_TOLERANCE)
+
+
+def assert_sgd_step_agrees(step, batch, arch, tolerance=1e-5):
+    before, states, losses = step
     exact, _ = torch_float64_step(arch, KWARGS, before, *batch, "sgd", SGD_LR)
     # Every weight moves by more than the tolerance, and every running variance: Paddle keeps the unbiased
     # batch variance too (backends/paddle/models BatchNorm3D), n / (n - 1) would show.
@@ -67,11 +94,12 @@ def test_sgd_step_updates_parameters_and_batchnorm_statistics_alike(sgd_steps, b
     moved = {name for name in exact if np.abs(exact[name] - before[name]).max() > 1e-5}
     assert moved >= {name for name in exact if before[name].ndim > 1 or name.endswith("running_var")}
     for backend in BACKENDS:
-        assert abs(losses[backend] - losses["torch"]) <= 1e-5 * losses["torch"], backend
+        assert abs(losses[backend] - losses["torch"]) <= tolerance * losses["torch"], backend
         assert states[backend].keys() == exact.keys()
         for name, value in exact.items():
-            assert relative_error(value, states[backend][name]) <= 1e-5, (backend, name, "vs float64")
-            assert relative_error(states["torch"][name], states[backend][name]) <= 1e-5, (backend, name, "vs torch")
+            assert relative_error(value, states[backend][name]) <= tolerance, (backend, name, "vs float64")
+            assert relative_error(states["torch"][name], states[backend][name]) <= tolerance, (backend, name,
+                                                                                               "vs torch")
 
 
 @pytest.fixture(scope="module")
