@@ -353,8 +353,6 @@ KENSHOHARA_ANSWERS = {
     "colorjitter": (False, True, "colour jitter is not implemented; leave --colorjitter out"),
     "overwrite_milestones": (False, False, "not needed: a resumed run always uses multistep_milestones of its "
                                            "config"),
-    "wide_resnet_k": (True, False, "wide ResNets are not available (models: resnet, r2plus1d, i3d); ignored"),
-    "resnext_cardinality": (True, False, "ResNeXt is not available (models: resnet, r2plus1d, i3d); ignored"),
     "distributed": (False, True, "run under torchrun / paddle.distributed.launch / msrun instead "
                                  "(docs/distributed.md)"),
     "dist_url": (True, True, "the launchers' --master_addr / --master_port set it (docs/distributed.md)"),

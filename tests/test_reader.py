@@ -4,6 +4,7 @@ Backends never read files; every weights file reaches a model through core.check
 every training checkpoint through read_training_checkpoint (tests/test_training.py resumes through it).
 """
 import argparse
+import os
 import pickle
 from collections import OrderedDict
 
@@ -163,3 +164,36 @@ def test_a_weights_file_is_no_training_checkpoint(tmp_path, backend):
     write_checkpoint(path, Checkpoint(state, "resnet10", SMALL))
     with pytest.raises(NotATrainingCheckpoint, match="weights file without optimizer state.*pretrain_path"):
         read_training_checkpoint(path)
+
+
+
+def test_an_incomplete_paddle_set_is_never_resumed_and_names_the_newest_complete_one(tmp_path):
+    """save_N.pdparams + .pdopt + .json: the json (written last, with the digests of the other two) commits it."""
+    from backends.paddle.engine import Engine
+    from core.config import load_config
+    config = load_config(None, ["model_depth=10", "n_classes=3", "resnet_widen_factor=0.125", "device=cpu",
+                                f"result_path={tmp_path}"], ())
+    engine = Engine(config)
+    for epoch in (1, 2, 3):
+        engine.save(str(tmp_path / f"save_{epoch}.pdparams"), {"epoch": epoch, "arch": engine.arch, "scheduler": {},
+                                                               "config": {}})
+    assert read_training_checkpoint(str(tmp_path / "save_3.pdparams")).epoch == 3
+    (tmp_path / "save_3.pdopt").unlink()  # killed before the optimizer state was renamed into place
+    with pytest.raises(NotATrainingCheckpoint, match=r"save_3.pdparams: incomplete checkpoint set \(.*save_3.pdopt "
+                                                     r"missing.*the newest complete one is .*save_2.pdparams"):
+        read_training_checkpoint(str(tmp_path / "save_3.pdparams"))
+    # A set whose .pdparams was rewritten after its json (a rerun killed mid-save): the digests disagree.
+    (tmp_path / "save_2.pdparams").write_bytes((tmp_path / "save_1.pdparams").read_bytes()[:-8] + b"x" * 8)
+    with pytest.raises(NotATrainingCheckpoint, match=r"save_2.pdparams: its .pdparams / .pdopt are not the ones its "
+                                                     r".json recorded.*the newest complete one is .*save_1.pdparams"):
+        read_training_checkpoint(str(tmp_path / "save_2.pdparams"))
+
+
+def test_temporaries_of_a_killed_save_are_removed_when_training_starts(tmp_path):
+    from core.training import remove_stale_temporaries
+    dead, alive = tmp_path / ".tmp999999999.save_3.pth", tmp_path / f".tmp{os.getpid()}.save_4.pth"
+    dead.write_bytes(b"half a checkpoint")
+    alive.write_bytes(b"being written")
+    (tmp_path / "save_2.pth").write_bytes(b"a checkpoint")
+    remove_stale_temporaries(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == [alive.name, "save_2.pth"]
