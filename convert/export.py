@@ -5,7 +5,8 @@ The target comes from DST's extension:
   .torchscript  TorchScript (PyTorch), run by torch.jit.load
   .pt2          torch.export ExportedProgram (PyTorch), run by torch.export.load
   .json         Paddle Inference model (paddle.jit.save): DST and DST's .pdiparams, run by paddle.inference
-  .mindir       MindIR (mindspore.export), run by mindspore.load + nn.GraphCell (I3D: only with --batch N)
+  .mindir       MindIR (mindspore.export), run by mindspore.load + nn.GraphCell (I3D family and S3D: only
+                with --batch N)
 
 CHECKPOINT is any file `python -m convert` reads (.pth/.pt, .pdparams, .ckpt, .npz, .safetensors,
 community layouts). The clip shape (channels, frames, height, width) comes from --shape, else from

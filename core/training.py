@@ -140,13 +140,9 @@ def plot_curves(result_path):
     return path
 
 
-def atomic_write(path, write):
-    """Call write(tmp_path), then rename over `path`: a crash never leaves a half-written file.
-
-    A write that fails (a full disk, a quota) leaves `path` as it was and raises CheckpointWriteError,
-    a one-line message naming the file.
-    """
-    from core.result_path import CheckpointWriteError
+def replace_atomically(path, write):
+    """Call write(tmp_path), then rename over `path`: a crash never leaves a half-written file. Whatever
+    write raises propagates as it is (the exporters' compile errors); the temporary file never stays."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     # The temporary name keeps the extension: some savers (MindSpore) append theirs otherwise.
@@ -154,14 +150,23 @@ def atomic_write(path, write):
     try:
         write(tmp)
         os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write(path, write):
+    """replace_atomically for checkpoints and results: a write that fails (a full disk, a quota) leaves `path`
+    as it was and raises CheckpointWriteError, a one-line message naming the file.
+    """
+    from core.result_path import CheckpointWriteError
+    try:
+        replace_atomically(path, write)
     except (OSError, RuntimeError) as error:  # torch's and MindSpore's writers raise RuntimeError
         reason = (os.strerror(error.errno) if getattr(error, "errno", None)
                   else f"{str(error).strip().splitlines()[-1]}: is the disk full?")
         raise CheckpointWriteError(f"cannot write {path} ({reason}); it is left as it was, and earlier "
                                    "checkpoints are untouched") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def remove_stale_temporaries(directory):

@@ -42,8 +42,8 @@ def verify_arch(arch, widen_factor, work):
     cells = {}
     for exporter in dict.fromkeys(backend for backend, _ in TARGETS.values()):
         extensions = [extension for extension, (backend, _) in TARGETS.items() if backend == exporter]
-        # MindSpore exports the I3D family's run-time padding only with a fixed batch (README).
-        batch = N_CLIPS if exporter == "mindspore" and get(arch).family == "i3d" else "dynamic"
+        # MindSpore exports sizes computed from the input (I3D's padding, S3D's head pool) only with a fixed batch.
+        batch = N_CLIPS if exporter == "mindspore" and get(arch).family in ("i3d", "s3d") else "dynamic"
         jobs = [dict(export=os.path.join(work, arch + extension), checkpoint=source, clip_shape=list(clip_shape),
                      batch=batch) for extension in extensions]
         try:

@@ -15,28 +15,35 @@ from convert import Checkpoint, write_checkpoint
 from convert.compare import random_state
 from convert.export import TARGETS, clip_shape_from, compare, main as export_main, run_jobs, seeded_clip
 from convert.verify import run_model
-from tests.community import write_kenshohara_pth
+from tests.community import narrow, write_kenshohara_pth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_CLASSES = 5
 # family -> (arch, source checkpoint name, clip shape); I3D at odd sizes, where TF "same" padding is uneven.
 FAMILIES = {"resnet": ("resnet10", "r3d10.pth", (3, 8, 32, 32)),
             "r2plus1d": ("r2plus1d_18", "r2p1d18.pdparams", (3, 8, 32, 32)),
-            "i3d": ("i3d", "i3d_zoo.ckpt", (3, 9, 33, 37))}
+            "i3d": ("i3d", "i3d_zoo.ckpt", (3, 9, 33, 37)),
+            # kenshohara's other families (ResNeXt also builds the Wide ResNet) and kylemin's S3D.
+            "preresnet": ("preresnet10", "preresnet10.npz", (3, 8, 32, 32)),
+            "resnext": ("resnext50", "resnext50.npz", (3, 8, 32, 32)),
+            "densenet": ("densenet121", "densenet121.npz", (3, 16, 32, 32)),  # time halves four times
+            "s3d": ("s3d", "s3d.npz", (3, 8, 32, 32))}
 WIDEN_FACTOR = 0.125
 N_CLIPS = 3
 # MindSpore's compiler folds I3D's padding only with a static shape: fixed batch there (README).
-FIXED_BATCH = {("i3d", ".mindir"): N_CLIPS}
+FIXED_BATCH = {("i3d", ".mindir"): N_CLIPS, ("s3d", ".mindir"): N_CLIPS}
 FIXED_BATCH_ONNX = 2  # one more ONNX file with a fixed batch, run on N_CLIPS clips in chunks
 
 
 def _write_sources(directory):
     paths = {family: str(directory / name) for family, (_, name, _) in FAMILIES.items()}
     write_kenshohara_pth(paths["resnet"], "resnet10", N_CLASSES, data_parallel=True, widen_factor=WIDEN_FACTOR)
-    for family, layout in (("r2plus1d", "neutral"), ("i3d", "ms-zoo-i3d")):
-        arch = FAMILIES[family][0]
-        state = random_state(arch, seed=1, n_classes=N_CLASSES, widen_factor=WIDEN_FACTOR)
-        write_checkpoint(paths[family], Checkpoint(state, arch, {}), layout=layout)
+    for family in FAMILIES:
+        if family != "resnet":
+            arch = FAMILIES[family][0]
+            state = random_state(arch, seed=1, n_classes=N_CLASSES, **narrow(arch, WIDEN_FACTOR))
+            write_checkpoint(paths[family], Checkpoint(state, arch, {}),
+                             layout="ms-zoo-i3d" if family == "i3d" else "neutral")
     return paths
 
 

@@ -14,7 +14,7 @@ import mindspore
 import numpy as np
 from mindspore import nn
 
-from core.training import atomic_write
+from core.training import replace_atomically
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGETS = {".mindir": "MindIR (mindspore.load + nn.GraphCell)"}
@@ -50,7 +50,7 @@ def export(model, clip_shape, dst, batch):
             hint = "; a fixed batch (--batch N) keeps every shape static" if batch == "dynamic" else ""
             raise RuntimeError(f"mindspore.export failed{_where(message)}: {message.strip().splitlines()[0]}"
                                f"{hint}") from None
-    atomic_write(dst, write)
+    replace_atomically(dst, write)
 
 
 def run_exported(path, clip):

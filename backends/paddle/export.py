@@ -12,7 +12,7 @@ import numpy as np
 import paddle
 from paddle import inference
 
-from core.training import atomic_write
+from core.training import replace_atomically
 
 TARGETS = {".json": "Paddle Inference (paddle.inference)"}
 PARAMS_SUFFIX = ".pdiparams"
@@ -35,7 +35,7 @@ def export(model, clip_shape, dst, batch):
         temporary_prefix = os.path.splitext(temporary)[0]
         paddle.jit.save(model, temporary_prefix, input_spec=[spec])
         os.replace(temporary_prefix + PARAMS_SUFFIX, os.path.splitext(dst)[0] + PARAMS_SUFFIX)
-    atomic_write(dst, write)
+    replace_atomically(dst, write)
 
 
 def run_exported(path, clip):

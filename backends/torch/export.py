@@ -18,7 +18,7 @@ from typing import List
 import torch
 
 from core.onnx_predictor import build_onnx_predictor
-from core.training import atomic_write
+from core.training import replace_atomically
 
 TARGETS = {".onnx": "ONNX (onnxruntime)", ".torchscript": "TorchScript (torch.jit.load)",
            ".pt2": "torch.export ExportedProgram (torch.export.load)"}
@@ -93,7 +93,7 @@ def export(model, clip_shape, dst, batch):
                               dynamic_axes=dynamic_axes)
             import onnx  # the deploy extra
             onnx.checker.check_model(temporary, full_check=True)
-    atomic_write(dst, write)
+    replace_atomically(dst, write)
 
 
 def run_exported(path, clip):
