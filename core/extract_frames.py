@@ -43,6 +43,7 @@ import cv2
 from tqdm import tqdm
 
 from core.names import printable
+from core.result_path import process_alive
 from core.video import VideoError, iter_frames, resize_short_side
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".gif", ".mov", ".m4v", ".mpg", ".mpeg",
@@ -233,18 +234,8 @@ def _remove_dead_temporaries(parent, video_id):
     """Private folders of runs killed while extracting this video (their process is gone)."""
     prefix = f".{video_id}.tmp"
     for name in os.listdir(parent):
-        if name.startswith(prefix) and name[len(prefix):].isdigit() and not _process_alive(int(name[len(prefix):])):
+        if name.startswith(prefix) and name[len(prefix):].isdigit() and not process_alive(int(name[len(prefix):])):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
 
 
 def _extract_task(task):

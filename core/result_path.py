@@ -54,6 +54,17 @@ def release_result_path(result_path):
         os.close(descriptor)  # closing the descriptor drops the flock
 
 
+def process_alive(pid):
+    """Whether process `pid` exists (a PermissionError means it does, owned by another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _command(pid):
     """' (its command line)' when /proc shows it."""
     try:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from core.archs import arch_name
 from core.config import ConfigError
 from core.mixing import batch_rng, mix_batch, mixes
+from core.result_path import process_alive
 
 
 def writes(engine):
@@ -173,18 +174,8 @@ def remove_stale_temporaries(directory):
     """Delete the temporary files atomic_write left behind when its process was killed (.tmp<PID>.name)."""
     for name in os.listdir(directory):
         pid = name[len(".tmp"):].split(".", 1)[0]
-        if name.startswith(".tmp") and pid.isdigit() and not _process_alive(int(pid)):
+        if name.startswith(".tmp") and pid.isdigit() and not process_alive(int(pid)):
             os.remove(os.path.join(directory, name))
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def sgd_options(config):

@@ -1,6 +1,4 @@
 """Paddle primitives of the engine template (core.engine) that core.training and core.evaluation drive."""
-import json
-
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -10,7 +8,7 @@ from paddle.utils import unique_name
 from backends.paddle import NATIVE_FORMAT, distributed, interop
 from backends.paddle.models import build_model
 from core import engine
-from core.checkpoints.reader import paddle_set_record
+from core.checkpoints.reader import paddle_set_record, write_json
 from core.training import atomic_write, sgd_options
 
 # The accumulators Paddle's optimizers keep per parameter, named `<parameter name><suffix>` in the .pdopt.
@@ -127,7 +125,7 @@ class Engine(engine.Engine):
         atomic_write(path, lambda tmp: paddle.save(self.model.state_dict(), tmp))
         atomic_write(stem + ".pdopt", lambda tmp: paddle.save(self.optimizer.state_dict(), tmp))
         meta = {**meta, "members": paddle_set_record(stem)}
-        atomic_write(stem + ".json", lambda tmp: _write_json(tmp, meta))
+        atomic_write(stem + ".json", lambda tmp: write_json(tmp, meta))
 
     def load_training_state(self, checkpoint):
         state = checkpoint.optimizer
@@ -146,11 +144,6 @@ class Engine(engine.Engine):
 
     def load_scaler_state(self, state):
         self.scaler.load_state_dict({**state, "scale": np.array([state["scale"]], np.float32)})
-
-
-def _write_json(path, meta):
-    with open(path, "w") as f:
-        json.dump(meta, f, indent=1)
 
 
 def build_predictor(config):

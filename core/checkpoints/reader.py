@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from typing import Optional
 
 import numpy as np
@@ -199,7 +200,7 @@ def write_checkpoint(path, checkpoint, fmt=None, layout="neutral", stored=None):
         tree.update(stored)
     write_atomically(path, fmt, tree)
     if stored and fmt.name == "pdparams":
-        write_atomically(os.path.splitext(path)[0] + ".json", _JSON, stored)
+        write_atomically(os.path.splitext(path)[0] + ".json", SimpleNamespace(write=write_json), stored)
     return not stored or holds_meta(fmt, layout.name)
 
 
@@ -208,13 +209,10 @@ def holds_meta(fmt, layout):
     return fmt.name in ("ckpt", "pdparams") or layout == "kenshohara"
 
 
-class _JSON:
-    """write_atomically's format for the .pdparams sidecar (as the Paddle engine writes it)."""
-
-    @staticmethod
-    def write(path, tree):
-        with open(path, "w") as file:
-            json.dump(tree, file, indent=1)
+def write_json(path, tree):
+    """A .pdparams' <stem>.json sidecar (the Paddle engine's checkpoint record, convert's class names)."""
+    with open(path, "w") as file:
+        json.dump(tree, file, indent=1)
 
 
 def replace_head(checkpoint, n_classes, seed=0):
