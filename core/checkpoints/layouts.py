@@ -20,6 +20,9 @@ about itself (`Meta`), and back:
                     utils/utils_3d.py, commit 40531b5): its module names carry TF scopes, e.g.
                     `Mixed_3b.b1b.s3dMixed_3b/Branch_1/Conv3d_0b_3x3x3_s_conv.unit_3d_conv.weight`,
                     `Conv3d_2b_1x1.s3dConv3d_2b_1x1_bn.running_mean`, `logits.logits_conv.bias` (arch s3d_tf)
+  mmaction2         MMAction2 `.pth` (mmaction/models/backbones/resnet3d.py, resnet3d_csn.py; heads/i3d_head.py):
+                    {'meta', 'state_dict', ...}, parameters `backbone.<name>` and `cls_head.fc_cls.*`; our trees of
+                    its networks use its names without `backbone.` and `cls_head.`
   paddle-3dresnets  Paddle port of 3D-ResNets `.pdparams`: a bare pickled dict in Paddle spelling,
                     fc transposed, no name table (its model/convert_to_paddle.py)
 """
@@ -29,7 +32,7 @@ from typing import Optional
 
 import numpy as np
 
-from core.archs import ARCHS, arch_from_kenshohara, expected_shapes, kenshohara_arch
+from core.archs import ARCHS, arch_from_kenshohara, expected_shapes, get, kenshohara_arch
 from core.state_dict import drop_batch_counters, strip_prefix
 
 PADDLE_NAME_TABLE = "StructuredToParameterName@@"
@@ -39,6 +42,8 @@ _MINDSPORE_OPTIMIZER_PREFIXES = ("moments.", "moment1.", "moment2.", "accum.", "
 _MINDSPORE_TRAINING_SCALARS = {"learning_rate", "global_step", "momentum", "beta1_power", "beta2_power",
                                "epoch_num", "step_num", "scale_sense", "current_iterator_step",
                                "last_overflow_iterator_step"}
+# The config `model`s whose trees follow MMAction2's names: I3D-ResNet (resnet3d.py) and CSN (resnet3d_csn.py).
+MMACTION2_MODELS = ("i3d_resnet", "ip_csn", "ir_csn")
 _ZOO_STEM = ("Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3")
 
 
@@ -201,6 +206,29 @@ def _write_vcp(state, fmt, meta):
     return fmt.to_native({_to_vcp(name): value for name, value in state.items()})
 
 
+_MMACTION2_PARTS = ("backbone.", "cls_head.")
+
+
+def _read_mmaction2(tree, fmt, source):
+    if not isinstance(tree, dict) or not isinstance(tree.get("state_dict"), dict):
+        raise ValueError(f"{source}: not an MMAction2 checkpoint (no 'state_dict' entry)")
+    meta = Meta(dropped=[key for key in tree if key != "state_dict"])
+    state = fmt.from_native(_parameters(tree["state_dict"], source))
+    return {_strip_part(name): value for name, value in state.items()}, meta
+
+
+def _strip_part(name):
+    part = next((part for part in _MMACTION2_PARTS if name.startswith(part)), "")
+    return name[len(part):]
+
+
+def _write_mmaction2(state, fmt, meta):
+    head = set(get(meta.arch).head) if meta.arch else {"fc_cls"}
+    return {"meta": {}, "state_dict": fmt.to_native(
+        {f"{'cls_head' if name.rsplit('.', 1)[0] in head else 'backbone'}.{name}": value
+         for name, value in state.items()})}
+
+
 def _write_paddle_port(state, fmt, meta):
     return OrderedDict(fmt.to_native(state))
 
@@ -222,6 +250,8 @@ LAYOUTS = {layout.name: layout for layout in (
     Layout("hassony2", "pth", ("i3d",), _read_hassony2, _write_hassony2),
     Layout("kylemin", "pth", ("s3d",), _read_flat, _write_flat),
     Layout("vcp-s3d", "pth", ("s3d_tf",), _read_vcp, _write_vcp),
+    Layout("mmaction2", "pth", tuple(a for a in ARCHS if get(a).model in MMACTION2_MODELS), _read_mmaction2,
+           _write_mmaction2),
     Layout("paddle-3dresnets", "pdparams", tuple(a for a in ARCHS if a.startswith("resnet")), _read_flat,
            _write_paddle_port),
 )}
@@ -245,7 +275,8 @@ def detect_layout(tree, fmt):
         return "neutral"
     names = strip_prefix({name: None for name in tree if isinstance(name, str)})
     if fmt.name == "pth" and isinstance(tree.get("state_dict"), dict):
-        return "kenshohara"
+        inner = strip_prefix({name: None for name in tree["state_dict"] if isinstance(name, str)})
+        return "mmaction2" if any(name.startswith(_MMACTION2_PARTS) for name in inner) else "kenshohara"
     if fmt.name == "pth" and "Conv3d_1a_7x7.conv3d.weight" in names:
         return "piergiaj"
     if fmt.name == "pth" and "Conv3d_1a_7x7.s3dConv3d_1a_7x7_s_conv.unit_3d_conv.weight" in names:
