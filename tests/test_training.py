@@ -550,3 +550,43 @@ def test_amp_where_the_framework_cannot_says_so(framework, data, tmp_path):
     engine = engine_class(framework)(config, log=said.append)
     assert not engine.amp
     assert len(said) == 1 and said[0].startswith(f"[{framework}] amp: ") and said[0].endswith("training in float32")
+
+
+def test_mindspore_amp_scales_skips_overflow_and_resumes(data, tmp_path, monkeypatch):
+    """MindSpore amp (O2 + dynamic loss scaling) as it runs on GPU/Ascend, run here on CPU: the model computes in
+    float16 (logits move from float32's by a float16 rounding), a step whose scaled gradients overflow is skipped
+    and halves the scale as torch's GradScaler does, and the scaler's state goes into save_N.ckpt and comes back."""
+    import mindspore as ms
+    backend = load("mindspore", "engine")
+    monkeypatch.setattr(backend.Engine, "amp_unavailable", lambda self: None)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4, 3, 4, 32, 32)).astype(np.float32), np.array([0, 1, 2, 0])
+
+    def engine(amp):
+        config = load_config(tiny_config(str(data), tmp_path / "amp", amp=amp, device="cpu"), (), ())
+        built = backend.Engine(config)
+        built.begin_epoch(1, True)
+        return built
+
+    plain, mixed = engine(False), engine(True)
+    assert mixed.amp and mixed.scaler.scale_value.asnumpy() == 2.0 ** 16
+    _, logits32 = plain.train_batch(x, y)
+    _, logits16 = mixed.train_batch(x, y)
+    assert logits16.dtype == np.float32 and 0 < np.abs(logits16 - logits32).max() < 1e-2 * np.abs(logits32).max()
+    assert all(param.dtype == ms.float32 for param in mixed.model.trainable_params())
+
+    mixed.load_scaler_state({"scale": 3e38, "counter": 5})  # loss x scale overflows float32
+    before = {param.name: param.asnumpy().copy() for param in mixed.model.trainable_params()}
+    mixed.train_batch(x, y)
+    assert all(np.array_equal(before[param.name], param.asnumpy()) for param in mixed.model.trainable_params())
+    assert mixed.scaler_state() == {"scale": np.float32(1.5e38), "counter": 0}
+    mixed.load_scaler_state({"scale": 1024.0, "counter": 0})
+    mixed.train_batch(x, y)  # finite: a step, the counter grows
+    assert mixed.scaler_state()["counter"] == 1
+    assert any(not np.array_equal(before[param.name], param.asnumpy()) for param in mixed.model.trainable_params())
+
+    path = str(tmp_path / "save_1.ckpt")
+    mixed.save(path, {"epoch": 1, "arch": mixed.arch, "scheduler": {}, "config": {}})
+    resumed = engine(True)
+    resumed.load(path)
+    assert resumed.scaler_state() == mixed.scaler_state()

@@ -68,14 +68,33 @@ class Engine(engine.Engine):
         return Adam(groups, learning_rate=lr)
 
     def amp_unavailable(self):
-        return f"mixed precision is not implemented for MindSpore here (device {self.device_name})"
+        return None if self.device_name in ("GPU", "Ascend") else \
+            f"MindSpore mixed precision runs on GPU or Ascend, not {self.device_name}"
 
     def prepare_training(self):
+        if self.amp:
+            # MindSpore's O2 level, recommended on GPU/Ascend: float16 compute except the BatchNorms, float32
+            # master weights and logits. Set with to_float on the cells themselves (auto_mixed_precision would
+            # wrap them and rename the module tree). Dynamic loss scaling with torch.amp.GradScaler's defaults
+            # (2**16, x2 after 2000 finite steps, /2 on overflow).
+            self.model.to_float(ms.float16)
+            for _, cell in self.model.cells_and_names():
+                if isinstance(cell, tuple(ms.amp.get_black_list())):
+                    cell.to_float(ms.float32)
+            self.scaler = ms.amp.DynamicLossScaler(2.0 ** 16, 2, 2000)
+
         def forward(x, y):
             logits = self.model(x)
+            if self.amp:
+                logits = ops.cast(logits, ms.float32)
             return ops.cross_entropy(logits, y), logits  # y: indices, or target distributions
 
-        grad_fn = ms.value_and_grad(forward, None, self.optimizer.parameters, has_aux=True)
+        def scaled_forward(x, y):
+            loss, logits = forward(x, y)
+            return self.scaler.scale(loss), loss, logits
+
+        grad_fn = ms.value_and_grad(scaled_forward if self.amp else forward, None, self.optimizer.parameters,
+                                    has_aux=True)
         # Averages the gradients over the data-parallel processes.
         reduce_grads = nn.DistributedGradReducer(self.optimizer.parameters, mean=True, degree=self.world_size) \
             if self.world_size > 1 else None
@@ -98,7 +117,10 @@ class Engine(engine.Engine):
         ops.assign(self.optimizer.learning_rate, ms.Tensor(lr, ms.float32))
 
     def backward(self, x, y, scale):
-        (loss, logits), grads = self.gradients(ms.Tensor(x), _targets(y))
+        outputs, grads = self.gradients(ms.Tensor(x), _targets(y))
+        loss, logits = outputs[-2:]
+        if self.amp:
+            grads = self.scaler.unscale(grads)
         if scale != 1:
             grads = tuple(grad * scale for grad in grads)
         self.accumulated = grads if self.accumulated is None else tuple(
@@ -106,7 +128,14 @@ class Engine(engine.Engine):
         return float(loss.asnumpy()), logits.asnumpy()
 
     def apply_gradients(self):
-        self.step(self.accumulated)
+        """With amp, a step whose gradients overflowed is skipped and the loss scale halved (as GradScaler)."""
+        if not self.amp:
+            self.step(self.accumulated)
+        else:
+            finite = ms.amp.all_finite(self.accumulated)
+            if bool(finite.asnumpy()):
+                self.step(self.accumulated)
+            self.scaler.adjust(finite)
         self.accumulated = None
 
     def eval_batch(self, x, y):
@@ -125,6 +154,13 @@ class Engine(engine.Engine):
         params += [{"name": OPTIMIZER_PREFIX + p.name, "data": p} for p in self._optimizer_state()]
         extra = {key: value if isinstance(value, str) else json.dumps(value) for key, value in meta.items()}
         atomic_write(path, lambda tmp: ms.save_checkpoint(params, tmp, append_dict=extra))
+
+    def scaler_state(self):
+        return {"scale": float(self.scaler.scale_value.asnumpy()), "counter": int(self.scaler.counter.asnumpy())}
+
+    def load_scaler_state(self, state):
+        ops.assign(self.scaler.scale_value, ms.Tensor(state["scale"], ms.float32))
+        ops.assign(self.scaler.counter, ms.Tensor(state["counter"], ms.int32))
 
     def load_training_state(self, checkpoint):
         missing = [param.name for param in self._optimizer_state() if param.name not in checkpoint.optimizer]
