@@ -180,3 +180,28 @@ def test_his_cvpr2018_files_are_read(tmp_path):
     assert sorted(checkpoint.state) == sorted(name[len("module."):] for name in state)
     for name, value in state.items():
         np.testing.assert_array_equal(checkpoint.state[name[len("module."):]], value.numpy())
+
+
+def test_his_2020_densenet_names_are_read_as_his_released_tree(tmp_path):
+    """His 2020 master's DenseNet (models/densenet.py, 540a0ea): `features.conv1`, `features.norm1`, dense layers'
+    `norm1`/`conv1`/`norm2`/`conv2`; transitions and norm5 keep their names. Renamed back, every tensor lands in
+    the CVPR2018 tree's place (the tree of his released files)."""
+    import torch
+
+    model = random_model("densenet121", n_classes=7, widen_factor=0.25)
+    released = {name: value.numpy() for name, value in model.state_dict().items()}
+    renamed = {}
+    for name, value in model.state_dict().items():
+        name = name.replace("features.conv0.", "features.conv1.").replace("features.norm0.", "features.norm1.")
+        for part in ("norm.1", "conv.1", "norm.2", "conv.2"):
+            name = name.replace(f".{part}.", f".{part.replace('.', '')}.")
+        renamed[name] = value
+    assert "features.denseblock2.denselayer3.norm2.running_var" in renamed
+    path = tmp_path / "save_10.pth"
+    torch.save({"epoch": 10, "arch": "densenet-121", "state_dict": renamed}, path)
+    checkpoint = read_checkpoint(str(path))
+    assert (checkpoint.layout, checkpoint.arch) == ("kenshohara", "densenet121")
+    assert checkpoint.model_kwargs["n_classes"] == 7 and checkpoint.model_kwargs["widen_factor"] == 0.25
+    assert sorted(checkpoint.state) == sorted(name for name in released if not name.endswith("num_batches_tracked"))
+    for name, value in checkpoint.state.items():
+        np.testing.assert_array_equal(value, released[name])

@@ -5,7 +5,8 @@ about itself (`Meta`), and back:
   neutral           a flat {name: array} in the format's own spelling; `.pdparams` as paddle.save
                     writes it (with its name table)
   kenshohara        3D-ResNets-PyTorch `.pth`: {'epoch', 'arch', 'state_dict', 'optimizer', 'scheduler'},
-                    keys possibly prefixed `module.` (DataParallel)
+                    keys possibly prefixed `module.` (DataParallel); a DenseNet in his CVPR2018 names (his
+                    releases) or his 2020 master's (`features.conv1`, `denselayer1.norm1`)
   piergiaj          pytorch-i3d `.pt`: the bare I3D state dict
   ms-zoo-i3d        MindSpore model zoo I3D `.ckpt`: flat names such as `Mixed_3b_b0.conv3d.weight`,
                     `Conv3d_1a_7x7_bn.bn2d.gamma`, `logits_conv3d.bias` (its tools/pt2ckpt.py); a head
@@ -26,6 +27,7 @@ about itself (`Meta`), and back:
   paddle-3dresnets  Paddle port of 3D-ResNets `.pdparams`: a bare pickled dict in Paddle spelling,
                     fc transposed, no name table (its model/convert_to_paddle.py)
 """
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
@@ -95,7 +97,18 @@ def _read_kenshohara(tree, fmt, source):
         raise ValueError(f"{source}: not a 3D-ResNets-PyTorch checkpoint (no 'state_dict' entry)")
     arch = arch_from_kenshohara(tree["arch"], source) if "arch" in tree else None
     meta = Meta(arch, tree.get("epoch"), [key for key in tree if key not in ("epoch", "arch", "state_dict")])
-    return fmt.from_native(_parameters(tree["state_dict"], source)), meta
+    state = fmt.from_native(_parameters(tree["state_dict"], source))
+    if "features.conv1.weight" in state:  # a DenseNet of his 2020 master
+        state = {_from_densenet_2020(name): value for name, value in state.items()}
+    return state, meta
+
+
+# His 2020 master's models/densenet.py (540a0ea) names the stem `features.conv1` / `norm1` and a dense layer's
+# modules `norm1`, `conv1`, `norm2`, `conv2`, where his CVPR2018 tree (ours, the released files') has `conv0`,
+# `norm0` and `norm.1`, `conv.1`, `norm.2`, `conv.2`; the network is the same.
+def _from_densenet_2020(name):
+    name = re.sub(r"^features\.(conv|norm)1\.", r"features.\g<1>0.", name)
+    return re.sub(r"(\.denselayer\d+\.(?:conv|norm))([12])\.", r"\1.\2.", name)
 
 
 def _write_kenshohara(state, fmt, meta):
