@@ -43,7 +43,7 @@ def _shapes(spec, n_classes, n_input_channels, widen_factor, conv1_t_size, conv1
             for suffix, conv_in, conv_out, kernel, _, _ in block_convs(block, in_planes, planes, block_stride):
                 batchnorm(shapes, f"{name}.bn{suffix}", conv_in)
                 conv(shapes, f"{name}.conv{suffix}", conv_out, conv_in, kernel)
-            if (block_stride != 1 or in_planes != out_planes) and shortcut_type == "B":
+            if shortcut_type == "B" and resnet.needs_downsample(in_planes, out_planes, block_stride):
                 conv(shapes, f"{name}.downsample.0", out_planes, in_planes, (1, 1, 1))
                 batchnorm(shapes, f"{name}.downsample.1", out_planes)
             in_planes = out_planes

@@ -32,6 +32,11 @@ OPTIONS = {
 HEAD = ("fc.weight", "fc.bias")
 
 
+def needs_downsample(in_planes, out_planes, stride):
+    """Whether a block's shortcut must change its input: a stride, or another width."""
+    return stride != 1 or in_planes != out_planes
+
+
 def mid_planes(in_planes, planes, t_size=3, s_size=3):
     """kenshohara's R(2+1)D intermediate width: keeps the 3D conv's parameter count."""
     return (in_planes * planes * t_size * s_size * s_size) // (in_planes * s_size * s_size + t_size * planes)
@@ -101,7 +106,7 @@ def _shapes(spec, n_classes, n_input_channels, widen_factor, conv1_t_size, conv1
                 conv(shapes, f"{name}.conv{suffix}", conv_out, conv_in, kernel)
                 batchnorm(shapes, f"{name}.bn{suffix}", conv_out)
             # Shortcut 'A' pads channels with zeros: no parameters.
-            if (block_stride != 1 or in_planes != out_planes) and shortcut_type == "B":
+            if shortcut_type == "B" and needs_downsample(in_planes, out_planes, block_stride):
                 conv(shapes, f"{name}.downsample.0", out_planes, in_planes, (1, 1, 1))
                 batchnorm(shapes, f"{name}.downsample.1", out_planes)
             in_planes = out_planes

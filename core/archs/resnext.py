@@ -48,10 +48,6 @@ def bottleneck_layout(layers, stem_width, stage_planes, mid_width, groups):
     return blocks, in_planes
 
 
-def needs_downsample(in_planes, out_planes, stride):
-    return stride != 1 or in_planes != out_planes
-
-
 def layout(spec, widen_factor, cardinality):
     """(stem width, blocks, features width) of a ResNeXt: planes scaled by widen_factor, mid widths
     cardinality * (planes // 32) as his `cardinality * int(planes / 32)`."""
@@ -74,7 +70,7 @@ def bottleneck_shapes(stem, blocks, features, n_classes, n_input_channels, conv1
         batchnorm(shapes, f"{name}.bn2", mid)
         conv(shapes, f"{name}.conv3", out, mid, (1, 1, 1))
         batchnorm(shapes, f"{name}.bn3", out)
-        if shortcut_type == "B" and needs_downsample(in_planes, out, stride):
+        if shortcut_type == "B" and resnet.needs_downsample(in_planes, out, stride):
             conv(shapes, f"{name}.downsample.0", out, in_planes, (1, 1, 1))
             batchnorm(shapes, f"{name}.downsample.1", out)
     shapes["fc.weight"] = (n_classes, features)

@@ -2,7 +2,7 @@
 (core/archs/preresnet.py lists every conv)."""
 from mindspore import nn, ops
 
-from backends.mindspore.models.resnet import BN_MOMENTUM, ZeroPadShortcut, conv3d, init_weights
+from backends.mindspore.models.resnet import BN_MOMENTUM, conv3d, init_weights, shortcut
 from core.archs import scaled
 from core.archs.preresnet import block_convs
 from core.archs.resnet import EXPANSION, INPLANES, stages
@@ -47,11 +47,7 @@ class PreActivationResNet(nn.Cell):
             out_planes, blocks = planes * EXPANSION[block], []
             for index in range(n_blocks):
                 block_stride = stride if index == 0 else 1
-                downsample = None
-                if block_stride != 1 or in_planes != out_planes:
-                    downsample = ZeroPadShortcut(out_planes, block_stride) if shortcut_type == "A" else \
-                        nn.SequentialCell(conv3d(in_planes, out_planes, 1, block_stride),
-                                          nn.BatchNorm3d(out_planes, momentum=BN_MOMENTUM))
+                downsample = shortcut(shortcut_type, in_planes, out_planes, block_stride)
                 blocks.append(PreActivationBlock(block_convs(block, in_planes, planes, block_stride), downsample))
                 in_planes = out_planes
             setattr(self, f"layer{stage}", nn.SequentialCell(blocks))

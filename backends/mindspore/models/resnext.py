@@ -4,8 +4,7 @@ import importlib
 
 from mindspore import nn, ops
 
-from backends.mindspore.models.resnet import BN_MOMENTUM, ZeroPadShortcut, conv3d, init_weights
-from core.archs.resnext import needs_downsample
+from backends.mindspore.models.resnet import BN_MOMENTUM, conv3d, init_weights, shortcut
 
 
 def batchnorm(channels):
@@ -31,14 +30,6 @@ class Bottleneck(nn.Cell):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         return self.relu(self.bn3(self.conv3(out)) + residual)
-
-
-def shortcut(shortcut_type, in_planes, out, stride):
-    if not needs_downsample(in_planes, out, stride):
-        return None
-    if shortcut_type == "A":
-        return ZeroPadShortcut(out, stride)
-    return nn.SequentialCell(conv3d(in_planes, out, 1, stride), batchnorm(out))
 
 
 class BottleneckResNet(nn.Cell):

@@ -3,7 +3,7 @@
 import paddle
 from paddle import nn
 
-from backends.paddle.models.resnet import BatchNorm3D, ZeroPadShortcut, init_weights
+from backends.paddle.models.resnet import BatchNorm3D, init_weights, shortcut
 from core.archs import scaled
 from core.archs.preresnet import block_convs
 from core.archs.resnet import EXPANSION, INPLANES, stages
@@ -46,11 +46,7 @@ class PreActivationResNet(nn.Layer):
             out_planes, blocks = planes * EXPANSION[block], []
             for index in range(n_blocks):
                 block_stride = stride if index == 0 else 1
-                downsample = None
-                if block_stride != 1 or in_planes != out_planes:
-                    downsample = ZeroPadShortcut(out_planes, block_stride) if shortcut_type == "A" else \
-                        nn.Sequential(nn.Conv3D(in_planes, out_planes, 1, block_stride, bias_attr=False),
-                                      BatchNorm3D(out_planes))
+                downsample = shortcut(shortcut_type, in_planes, out_planes, block_stride)
                 blocks.append(PreActivationBlock(block_convs(block, in_planes, planes, block_stride), downsample))
                 in_planes = out_planes
             self.add_sublayer(f"layer{stage}", nn.Sequential(*blocks))

@@ -11,7 +11,7 @@ import paddle.nn.functional as F
 from paddle import nn
 
 from core.archs import scaled
-from core.archs.resnet import EXPANSION, INPLANES, block_convs, stages, stem_convs
+from core.archs.resnet import EXPANSION, INPLANES, block_convs, needs_downsample, stages, stem_convs
 
 
 class BatchNorm3D(nn.BatchNorm3D):
@@ -73,17 +73,21 @@ class ZeroPadShortcut(nn.Layer):
         return paddle.concat([out, zeros], axis=1)
 
 
+def shortcut(shortcut_type, in_planes, out_planes, stride):
+    """A block's downsample where its stride or width changes (else None): zero-padding (shortcut_type 'A')
+    or a 1x1x1 conv with its BatchNorm ('B')."""
+    if not needs_downsample(in_planes, out_planes, stride):
+        return None
+    if shortcut_type == "A":
+        return ZeroPadShortcut(out_planes, stride)
+    return nn.Sequential(nn.Conv3D(in_planes, out_planes, 1, stride, bias_attr=False), BatchNorm3D(out_planes))
+
+
 def make_layer(block, is_2plus1d, in_planes, planes, n_blocks, shortcut_type, stride):
     """One stage: `n_blocks` blocks, the first one changing stride and width. Returns (stage, out_planes)."""
     out_planes = planes * EXPANSION[block]
-    downsample = None
-    if stride != 1 or in_planes != out_planes:
-        if shortcut_type == "A":
-            downsample = ZeroPadShortcut(out_planes, stride)
-        else:
-            downsample = nn.Sequential(nn.Conv3D(in_planes, out_planes, 1, stride, bias_attr=False),
-                                       BatchNorm3D(out_planes))
-    blocks = [Block(block_convs(block, is_2plus1d, in_planes, planes, stride), downsample)]
+    blocks = [Block(block_convs(block, is_2plus1d, in_planes, planes, stride),
+                    shortcut(shortcut_type, in_planes, out_planes, stride))]
     blocks += [Block(block_convs(block, is_2plus1d, out_planes, planes, 1)) for _ in range(1, n_blocks)]
     return nn.Sequential(*blocks), out_planes
 

@@ -5,8 +5,7 @@ import importlib
 import paddle
 from paddle import nn
 
-from backends.paddle.models.resnet import BatchNorm3D, ZeroPadShortcut, init_weights
-from core.archs.resnext import needs_downsample
+from backends.paddle.models.resnet import BatchNorm3D, init_weights, shortcut
 
 
 class Bottleneck(nn.Layer):
@@ -28,14 +27,6 @@ class Bottleneck(nn.Layer):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         return self.relu(self.bn3(self.conv3(out)) + residual)
-
-
-def shortcut(shortcut_type, in_planes, out, stride):
-    if not needs_downsample(in_planes, out, stride):
-        return None
-    if shortcut_type == "A":
-        return ZeroPadShortcut(out, stride)
-    return nn.Sequential(nn.Conv3D(in_planes, out, 1, stride, bias_attr=False), BatchNorm3D(out))
 
 
 class BottleneckResNet(nn.Layer):

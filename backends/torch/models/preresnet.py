@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from backends.torch.models.resnet import ZeroPadShortcut, init_weights
+from backends.torch.models.resnet import init_weights, shortcut
 from core.archs import scaled
 from core.archs.preresnet import block_convs
 from core.archs.resnet import EXPANSION, INPLANES, stages
@@ -46,11 +46,7 @@ class PreActivationResNet(nn.Module):
             out_planes, blocks = planes * EXPANSION[block], []
             for index in range(n_blocks):
                 block_stride = stride if index == 0 else 1
-                downsample = None
-                if block_stride != 1 or in_planes != out_planes:
-                    downsample = ZeroPadShortcut(out_planes, block_stride) if shortcut_type == "A" else \
-                        nn.Sequential(nn.Conv3d(in_planes, out_planes, 1, block_stride, bias=False),
-                                      nn.BatchNorm3d(out_planes))
+                downsample = shortcut(shortcut_type, in_planes, out_planes, block_stride)
                 blocks.append(PreActivationBlock(block_convs(block, in_planes, planes, block_stride), downsample))
                 in_planes = out_planes
             self.add_module(f"layer{stage}", nn.Sequential(*blocks))

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.archs.resnet import EXPANSION, INPLANES, block_convs, stages, stem_convs
+from core.archs.resnet import EXPANSION, INPLANES, block_convs, needs_downsample, stages, stem_convs
 from core.archs import scaled
 
 
@@ -52,17 +52,21 @@ class ZeroPadShortcut(nn.Module):
         return torch.cat([out, zeros], dim=1)
 
 
+def shortcut(shortcut_type, in_planes, out_planes, stride):
+    """A block's downsample where its stride or width changes (else None): zero-padding (shortcut_type 'A')
+    or a 1x1x1 conv with its BatchNorm ('B')."""
+    if not needs_downsample(in_planes, out_planes, stride):
+        return None
+    if shortcut_type == "A":
+        return ZeroPadShortcut(out_planes, stride)
+    return nn.Sequential(nn.Conv3d(in_planes, out_planes, 1, stride, bias=False), nn.BatchNorm3d(out_planes))
+
+
 def make_layer(block, is_2plus1d, in_planes, planes, n_blocks, shortcut_type, stride):
     """One stage: `n_blocks` blocks, the first one changing stride and width. Returns (stage, out_planes)."""
     out_planes = planes * EXPANSION[block]
-    downsample = None
-    if stride != 1 or in_planes != out_planes:
-        if shortcut_type == "A":
-            downsample = ZeroPadShortcut(out_planes, stride)
-        else:
-            downsample = nn.Sequential(nn.Conv3d(in_planes, out_planes, 1, stride, bias=False),
-                                       nn.BatchNorm3d(out_planes))
-    blocks = [Block(block_convs(block, is_2plus1d, in_planes, planes, stride), downsample)]
+    blocks = [Block(block_convs(block, is_2plus1d, in_planes, planes, stride),
+                    shortcut(shortcut_type, in_planes, out_planes, stride))]
     blocks += [Block(block_convs(block, is_2plus1d, out_planes, planes, 1)) for _ in range(1, n_blocks)]
     return nn.Sequential(*blocks), out_planes
 
