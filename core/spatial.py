@@ -292,25 +292,39 @@ def grey(clip):
     return ((rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16).astype(np.uint8)
 
 
-def blend(degenerate, clip, factor):
-    """PIL's Image.blend(degenerate, clip, factor) in float32, truncated and clipped to uint8."""
-    degenerate = np.asarray(degenerate, np.float32)
-    out = degenerate + np.float32(factor) * (clip.astype(np.float32) - degenerate)
-    return np.clip(out, 0, 255).astype(np.uint8)
+def blend_table(factor):
+    """PIL's Image.blend(black, image, factor) and Image.blend(grey level, image, factor) of every uint8 value,
+    as table[degenerate, value]: trunc(degenerate + factor * (value - degenerate)) in float32, clipped to
+    0..255 (PIL's Blend.c)."""
+    values = np.arange(256, dtype=np.float32)
+    blended = values[:, None] + np.float32(factor) * (values[None, :] - values[:, None])
+    return np.clip(blended, 0, 255).astype(np.uint8)
+
+
+def _look_up(frames, table):
+    """table[v] for every value of a ... x W x C uint8 array (OpenCV's LUT: several times numpy's indexing)."""
+    frames = np.ascontiguousarray(frames)
+    return cv2.LUT(frames.reshape(-1, frames.shape[-2] * frames.shape[-1]), table).reshape(frames.shape)
 
 
 def adjust_brightness(clip, factor):
-    return blend(np.zeros((), np.float32), clip, factor)
+    return _look_up(clip, blend_table(factor)[0])  # blended with black
 
 
 def adjust_contrast(clip, factor):
-    # One mean per frame: torchvision adjusts each PIL image of the clip on its own.
-    means = grey(clip).reshape(len(clip), -1).mean(axis=1)
-    return blend(np.floor(means + 0.5).reshape(-1, 1, 1, 1), clip, factor)
+    # Blended with the frame's mean grey level: one mean per frame, as torchvision adjusts each PIL image alone.
+    table, means = blend_table(factor), grey(clip).reshape(len(clip), -1).mean(axis=1)
+    return np.stack([_look_up(frame, table[int(mean + 0.5)]) for mean, frame in zip(means, clip)])
 
 
 def adjust_saturation(clip, factor):
-    return blend(grey(clip)[..., None], clip, factor)
+    # Blended with each pixel's grey level, in float32 as PIL's blend computes it.
+    degenerate = grey(clip)[..., None].astype(np.float32)
+    out = clip.astype(np.float32)
+    out -= degenerate
+    out *= np.float32(factor)
+    out += degenerate
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
 
 def adjust_hue(clip, factor):
