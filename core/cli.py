@@ -154,8 +154,8 @@ def evaluate_main(framework, engine_module, argv=None):
     arguments are parsed: --help and config errors need no framework."""
     parser = argparse.ArgumentParser(
         prog=f"python -m backends.{framework}.evaluate",
-        description=f"Video-level evaluation with {framework}: every sliding-window clip of every video, "
-                    "video score = mean of clip softmax. Writes val.json, scores_<mode>.npz and "
+        description=f"Video-level evaluation with {framework}: every sliding-window clip of every video (or "
+                    "MMAction2's views: n_inference_clips, inference_crop three), video score = mean of clip softmax. Writes val.json, scores_<mode>.npz and "
                     "confusion_<mode>.png to result_path; --mode joint also fuses RGB and flow.")
     add_config_arguments(parser)
     parser.add_argument("--resume_path", help="checkpoint of the model to evaluate (RGB model in joint mode)")

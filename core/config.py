@@ -76,7 +76,12 @@ SCHEMA = {
     "n_val_samples": Key(int, 3, "clips per video in the per-epoch validation"),
     "inference_subset": Key(str, "validation", "subset evaluated by evaluate", ("training", "validation", "testing")),
     "inference_stride": Key(int, 16, "stride of the sliding window in evaluation"),
-    "inference_crop": Key(str, "center", "spatial crop in evaluation", ("center", "nocrop")),
+    "inference_crop": Key(str, "center", "spatial crop in evaluation (three: MMAction2's ThreeCrop, three "
+                                         "sample_size squares along the longer side, scores averaged)",
+                          ("center", "nocrop", "three")),
+    "n_inference_clips": Key(int, 0, "evaluation clips per video, evenly spaced as MMAction2's test-mode "
+                                     "SampleFrames (10 with inference_crop three: its 3 x 10 views); 0: "
+                                     "sliding windows every inference_stride frames"),
     "inference_batch_size": Key(int, 0, "batch size in evaluation (0: batch_size)"),
     "output_topk": Key(int, 5, "top-k labels written per video to val.json"),
     "max_bad_clips": Key(float, 0.05, "fraction of the clips of an epoch (training, validation or evaluation) "
@@ -103,6 +108,9 @@ SCHEMA = {
                                    "Beta(alpha, alpha) (0: off)"),
     "cutmix_alpha": Key(float, 0.0, "cutmix: paste a box of a permuted batch into every frame, area ~ "
                                     "Beta(alpha, alpha) (0: off; with mixup too, each batch picks one)"),
+    "colorjitter": Key(list, [0, 0, 0, 0], "RGB training: [brightness, contrast, saturation, hue] strengths of "
+                                           "torchvision's ColorJitter, one draw per clip (kenshohara's "
+                                           "ColorJitter(); all 0: off, his --colorjitter's values)"),
     "n_threads": Key(int, 4, "data-loading worker processes (0: load in the main process)"),
     "checkpoint": Key(int, 10, "save a checkpoint every this many epochs"),
     "resume_path": Key(PATH, None, "checkpoint to resume training from (or to evaluate)"),
@@ -133,7 +141,9 @@ RANGES = {
     "multistep_milestones": ("a list of epochs, each at least 1", lambda value: all(v >= 1 for v in value)),
     "n_epochs": _AT_LEAST_1, "batch_size": _AT_LEAST_1, "n_threads": _AT_LEAST_0, "checkpoint": _AT_LEAST_1,
     "accumulation_steps": _AT_LEAST_1, "label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
-    "mixup_alpha": _AT_LEAST_0, "cutmix_alpha": _AT_LEAST_0,
+    "mixup_alpha": _AT_LEAST_0, "cutmix_alpha": _AT_LEAST_0, "n_inference_clips": _AT_LEAST_0,
+    "colorjitter": ("[brightness, contrast, saturation, hue], each at least 0, hue at most 0.5",
+                    lambda v: len(v) == 4 and min(v) >= 0 and v[3] <= 0.5),
 }
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 
@@ -350,7 +360,9 @@ KENSHOHARA_ANSWERS = {
     "accimage": (False, False, "not needed: frames are decoded with libjpeg-turbo (OpenCV)"),
     "tensorboard": (False, False, "not needed: TensorBoard event files are always written to result_path"),
     "file_type": (True, False, "jpg frame folders are what is read (hdf5 is not supported)"),
-    "colorjitter": (False, True, "colour jitter is not implemented; leave --colorjitter out"),
+    "colorjitter": (False, False, "his main.py appends ColorJitter() with brightness = contrast = saturation = "
+                                  "hue = 0, which changes no pixel: nothing to apply; set colorjitter: [0.4, 0.4, "
+                                  "0.4, 0.1] (for instance) for a colour jitter"),
     "overwrite_milestones": (False, False, "not needed: a resumed run always uses multistep_milestones of its "
                                            "config"),
     "distributed": (False, True, "run under torchrun / paddle.distributed.launch / msrun instead "
@@ -371,7 +383,7 @@ def add_kenshohara_arguments(parser, modes=False):
     group.add_argument("--root_path", default=None, help="directory joined to video_path, annotation_path, "
                                                          "result_path, resume_path, pretrain_path")
     for key, spec in SCHEMA.items():
-        if f"--{key}" in parser._option_string_actions:
+        if f"--{key}" in parser._option_string_actions or key in KENSHOHARA_ANSWERS:  # his flag, answered below
             continue
         if spec.type is bool:
             group.add_argument(f"--{key}", dest=f"ken_{key}", action="store_true", default=None,

@@ -220,12 +220,15 @@ class VideoDataset:
 
 
 class EvalDataset(VideoDataset):
-    """Every clip that a multi-clip temporal transform cuts from every video, one per item.
+    """Every view of every clip that a multi-clip temporal transform cuts from every video, one per item.
 
     Items are (float32 C x T x H x W, int label, int video index). With
     TemporalEvenCrop this is kenshohara's per-epoch validation; with
     SlidingWindow his inference (average the clip scores per video with
-    core.metrics.video_scores). `clips_per_video[v]` counts the clips of video v.
+    core.metrics.video_scores); with EvenlySpacedClips and a spatial
+    transform with views (ThreeCrop) MMAction2's multi-view testing.
+    `clips_per_video[v]` counts the clips of video v; each clip gives
+    `spatial.n_views` consecutive items (`view(index)`), read once.
     """
 
     def __init__(self, *args, **kwargs):
@@ -235,14 +238,23 @@ class EvalDataset(VideoDataset):
                       for video_index in range(len(self.video_ids))
                       for clip in self.temporal(self.frame_indices(video_index), self.rng(video_index))]
         self.clips_per_video = np.bincount([v for v, _ in self.clips], minlength=len(self.video_ids))
+        self._last_views = (None, None)  # (clip number, its views): the next items of a clip reuse its frames
 
     def __len__(self):
-        return len(self.clips)
+        return len(self.clips) * self.spatial.n_views
+
+    def view(self, index):
+        """(video index, frame indices, view number) of item `index`."""
+        clip, view = divmod(index, self.spatial.n_views)
+        return (*self.clips[clip], view)
 
     def __getitem__(self, index):
-        video_index, frame_indices = self.clips[index]
-        clip = self.read_clip(video_index, frame_indices, self.rng(index))
-        return clip, self.labels[video_index], video_index
+        video_index, frame_indices, view = self.view(index)
+        clip = index // self.spatial.n_views
+        if self._last_views[0] != clip:
+            self._last_views = (clip, self.spatial.split(self.read_clip(video_index, frame_indices,
+                                                                        self.rng(clip))))
+        return self._last_views[1][view], self.labels[video_index], video_index
 
     def load(self, index, skipped):
         """Item `index`, or None when its clip cannot be read (appended to `skipped` as (video index, problem)):
@@ -250,7 +262,7 @@ class EvalDataset(VideoDataset):
         try:
             return self[index]
         except FrameError as error:
-            skipped.append((self.clips[index][0], str(error)))
+            skipped.append((self.view(index)[0], str(error)))
             return None
 
 
@@ -286,5 +298,6 @@ def validation_set(config):
 
 
 def evaluation_set(config, subset=None):
-    """Sliding-window clips of every video of `subset` (default `inference_subset`)."""
+    """Sliding-window clips (or `n_inference_clips` evenly spaced ones) of every video of `subset` (default
+    `inference_subset`), centre-cropped, whole or three views each (`inference_crop`)."""
     return _dataset(EvalDataset, config, subset or config.inference_subset, train=False, inference=True)

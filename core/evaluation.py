@@ -3,7 +3,10 @@
 A backend supplies `predict(x) -> logits` (numpy in, numpy out). Every
 sliding-window clip of every video of a subset is scored; a video's score
 is the mean of its clips' softmax (kenshohara's inference), and the mean of
-its clips' logits is kept for logit-sum fusion. Outputs in result_path:
+its clips' logits is kept for logit-sum fusion. With `n_inference_clips` and
+`inference_crop: three` the views are MMAction2's (core.temporal
+EvenlySpacedClips x core.spatial ThreeCrop) and the mean of their softmax is
+its average_clips='prob', the setting of its released recognition configs. Outputs in result_path:
 `val.json` (kenshohara's format, top-k), `scores_<tag>.npz` (core.scores,
 read by core.fuse), `confusion_<tag>.png` (of the labelled videos; none without any).
 """
@@ -22,9 +25,9 @@ from core.training import atomic_write
 
 
 def score_videos(config, predict, subset, desc="evaluate", clip_records=None):
-    """Run every clip of `subset` through `predict`; return (Scores, clip accuracy top-1, top-5).
+    """Run every clip (view) of `subset` through `predict`; return (Scores, clip accuracy top-1, top-5).
 
-    `clip_records`, a list, receives (video id, [first frame, last frame + 1], softmax) per clip.
+    `clip_records`, a list, receives (video id, [first frame, last frame + 1], softmax) per clip (view).
     """
     dataset = evaluation_set(config, subset)
     batch_size = config["inference_batch_size"] or config["batch_size"]
@@ -39,7 +42,7 @@ def score_videos(config, predict, subset, desc="evaluate", clip_records=None):
             logit_sums, prob_sums = (metrics.VideoScoreSums(n_videos, logits.shape[1]) for _ in range(2))
         if clip_records is not None:
             for probs in metrics.softmax(logits):
-                clip_video, frames = dataset.clips[len(clip_records)]
+                clip_video, frames, _ = dataset.view(len(clip_records))
                 clip_records.append((dataset.video_ids[clip_video], [min(frames), max(frames) + 1], probs))
         logit_sums.add(logits, video_index)
         prob_sums.add(metrics.softmax(logits), video_index)

@@ -5,7 +5,7 @@ no frame extraction, no annotation file. Its frames go through exactly the evalu
 of the checkpoint's config (core.spatial.build_spatial and core.temporal.build_temporal with
 inference=True: resize the short side to sample_size, centre crop unless inference_crop is nocrop,
 normalisation; sliding windows of sample_duration frames every inference_stride frames, after
-sample_t_stride), every window is scored, and a video's score is the mean of its windows' softmax,
+sample_t_stride; or MMAction2's views with n_inference_clips / inference_crop three), every window is scored, and a video's score is the mean of its windows' softmax,
 as in core.evaluation. The one step evaluation has in addition is the JPEG round trip of
 extract_frames (and its resize, when the video's short side is not already its --size).
 
@@ -112,7 +112,8 @@ class VideoScorer:
         return frames, size, fps
 
     def score(self, path):
-        """{"windows": [(first frame, last frame) 1-based], "logits": n_windows x n_classes, "fps", "n_frames"}."""
+        """{"windows": [(first frame, last frame) 1-based], "logits": n_windows x n_classes, "fps", "n_frames"};
+        with inference_crop three, one window and row per view (each window three times)."""
         return self._score_frames(*self.frames(path))
 
     def score_all(self, paths, workers=0):
@@ -142,10 +143,14 @@ class VideoScorer:
                 yield done, scored(future.result())
 
     def _score_frames(self, frames, size, fps):
-        windows = self.temporal(list(range(1, len(frames) + 1)))
-        logits = []
-        for begin in range(0, len(windows), self.batch_size):
-            batch = [self._clip(frames, size, window) for window in windows[begin:begin + self.batch_size]]
+        clips = self.temporal(list(range(1, len(frames) + 1)))
+        # One row per view (three per window with inference_crop three): the mean of their softmax is the
+        # video's score, as in evaluation.
+        windows = [window for window in clips for _ in range(self.spatial.n_views)]
+        logits, step = [], max(1, self.batch_size // self.spatial.n_views)
+        for begin in range(0, len(clips), step):
+            batch = [view for window in clips[begin:begin + step]
+                     for view in self.spatial.split(self._clip(frames, size, window))]
             logits.append(np.asarray(self.predict(np.stack(batch)), np.float64))
         return {"windows": [(min(w), max(w)) for w in windows], "logits": np.concatenate(logits),
                 "fps": fps, "n_frames": len(frames)}

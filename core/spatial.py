@@ -254,6 +254,122 @@ class RandomHorizontalFlip:
         return flipped
 
 
+class ColorJitter:
+    """Random brightness, contrast, saturation and hue of an RGB uint8 clip, one draw per clip.
+
+    kenshohara's ColorJitter (spatial_transforms.py, commit 540a0ea: torchvision's ColorJitter whose
+    parameters randomize_parameters draws once per clip) as torchvision 0.6, of his time, computes it on
+    PIL images: each nonzero strength draws its factor uniformly, brightness, contrast and saturation from
+    [max(0, 1 - s), 1 + s], hue from [-s, s], in that order, then the adjustments run in a random order
+    (ColorJitter.get_params). Every adjustment is PIL's blend of the frame with a "degenerate" image,
+    out = trunc(degenerate + factor * (frame - degenerate)) clipped to 0..255 in float32 arithmetic
+    (Image.blend, via torchvision's _functional_pil and ImageEnhance): black for brightness, the frame's
+    mean grey level int(mean(L) + 0.5) for contrast, the frame's grey L for saturation, with PIL's
+    L = (19595 R + 38470 G + 7471 B + 2^15) >> 16. Hue converts to PIL's 8-bit HSV, adds
+    int(hue * 255) to H modulo 256 and converts back (torchvision's adjust_hue), with PIL's own
+    conversions. Draws come from the clip's numpy rng, not Python's random module.
+    """
+
+    def __init__(self, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0):
+        self.ranges = [(name, (-strength, strength) if name == "hue" else (max(0.0, 1 - strength), 1 + strength))
+                       for name, strength in zip(("brightness", "contrast", "saturation", "hue"),
+                                                 (brightness, contrast, saturation, hue)) if strength > 0]
+
+    def draw(self, rng):
+        """[(adjustment, factor), ...] in the order they apply."""
+        factors = [(name, float(rng.uniform(*bounds))) for name, bounds in self.ranges]
+        return [factors[i] for i in rng.permutation(len(factors))]
+
+    def __call__(self, clip, rng):
+        for name, factor in self.draw(rng):
+            clip = ADJUSTMENTS[name](clip, factor)
+        return clip
+
+
+def grey(clip):
+    """PIL's RGB -> L of a ... x 3 uint8 array (ITU-R 601-2 luma, 16-bit fixed point)."""
+    rgb = clip.astype(np.int32)
+    return ((rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16).astype(np.uint8)
+
+
+def blend_table(factor):
+    """PIL's Image.blend(black, image, factor) and Image.blend(grey level, image, factor) of every uint8 value,
+    as table[degenerate, value]: trunc(degenerate + factor * (value - degenerate)) in float32, clipped to
+    0..255 (PIL's Blend.c)."""
+    values = np.arange(256, dtype=np.float32)
+    blended = values[:, None] + np.float32(factor) * (values[None, :] - values[:, None])
+    return np.clip(blended, 0, 255).astype(np.uint8)
+
+
+def _look_up(frames, table):
+    """table[v] for every value of a ... x W x C uint8 array (OpenCV's LUT: several times numpy's indexing)."""
+    frames = np.ascontiguousarray(frames)
+    return cv2.LUT(frames.reshape(-1, frames.shape[-2] * frames.shape[-1]), table).reshape(frames.shape)
+
+
+def adjust_brightness(clip, factor):
+    return _look_up(clip, blend_table(factor)[0])  # blended with black
+
+
+def adjust_contrast(clip, factor):
+    # Blended with the frame's mean grey level: one mean per frame, as torchvision adjusts each PIL image alone.
+    table, means = blend_table(factor), grey(clip).reshape(len(clip), -1).mean(axis=1)
+    return np.stack([_look_up(frame, table[int(mean + 0.5)]) for mean, frame in zip(means, clip)])
+
+
+def adjust_saturation(clip, factor):
+    # Blended with each pixel's grey level, in float32 as PIL's blend computes it.
+    degenerate = grey(clip)[..., None].astype(np.float32)
+    out = clip.astype(np.float32)
+    out -= degenerate
+    out *= np.float32(factor)
+    out += degenerate
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)
+
+
+def adjust_hue(clip, factor):
+    # PIL converts pixel by pixel: the clip's frames stacked into one tall image convert at once.
+    t, h, w, _ = clip.shape
+    hsv = np.array(Image.fromarray(np.ascontiguousarray(clip).reshape(t * h, w, 3)).convert("HSV"))
+    hsv[..., 0] += np.uint8(int(factor * 255) % 256)  # uint8 arithmetic wraps the hue around
+    return np.asarray(Image.fromarray(hsv, "HSV").convert("RGB")).reshape(t, h, w, 3)
+
+
+ADJUSTMENTS = {"brightness": adjust_brightness, "contrast": adjust_contrast, "saturation": adjust_saturation,
+               "hue": adjust_hue}
+
+
+class ThreeCrop:
+    """Three `size` x `size` views along the longer side of C x T x H x W clips whose shorter side is `size`.
+
+    MMAction2's ThreeCrop (main branch, commit 4d6c934, mmaction/datasets/transforms/processing.py) after
+    Resize(scale=(-1, size)): with step = (long - size) // 2 the views start at 0, 2 * step and step (left,
+    right, middle; top, bottom, middle on portrait frames, whose width is the one equal to `size`).
+    """
+
+    n_views = 3
+    names = ("left/top", "right/bottom", "middle")
+
+    def __init__(self, size):
+        self.size = size
+
+    def offsets(self, height, width):
+        """[(top, left)] of the three views, in MMAction2's order."""
+        if height == self.size:
+            step = (width - self.size) // 2
+            return [(0, 0), (0, 2 * step), (0, step)]
+        if width != self.size:
+            raise ValueError(f"three crops of {self.size} px need frames with a side of {self.size}, got "
+                             f"{height}x{width}")
+        step = (height - self.size) // 2
+        return [(0, 0), (2 * step, 0), (step, 0)]
+
+    def __call__(self, clip):
+        """The views of a C x T x H x W clip (H and W its last two axes)."""
+        return [np.ascontiguousarray(clip[..., top:top + self.size, left:left + self.size])
+                for top, left in self.offsets(*clip.shape[-2:])]
+
+
 class Normalize:
     """uint8 -> float32 (x * value_scale / 255 - mean) / std per channel.
 
@@ -282,12 +398,23 @@ class Compose:
     """Apply transforms in order with one rng.
 
     `reduced_decoding` lets `load` decode JPEGs at 1/2 or 1/4 resolution
-    when the clip's crop is shrunk at least that much anyway.
+    when the clip's crop is shrunk at least that much anyway. `views` (a
+    ThreeCrop, or None) cuts `n_views` views from each C x T x H x W clip
+    the transforms give (`split`).
     """
 
-    def __init__(self, transforms, reduced_decoding=False):
+    def __init__(self, transforms, reduced_decoding=False, views=None):
         self.transforms = list(transforms)
         self.reduced_decoding = reduced_decoding
+        self.views = views
+
+    @property
+    def n_views(self):
+        return self.views.n_views if self.views else 1
+
+    def split(self, clip):
+        """The views of a C x T x H x W clip: [clip] without multi-view cropping."""
+        return self.views(clip) if self.views else [clip]
 
     def __call__(self, clip, rng=None):
         for transform in self.transforms:
@@ -330,8 +457,8 @@ def build_spatial(config, train, inference=False):
     """The spatial sampling of kenshohara's main.py for training, validation or inference.
 
     training: `train_crop` (random resized / multi-scale corner / scale + centre),
-    then a flip unless `no_hflip`; validation: scale + centre crop; inference:
-    scale, + centre crop if `inference_crop` is "center". All end with
+    then a flip unless `no_hflip`, then `colorjitter` (RGB); validation: scale + centre crop; inference:
+    scale, + centre crop if `inference_crop` is "center", + three views (`split`) if "three". All end with
     Normalize(*mean_std(config), `value_scale`). Validation and inference
     resize with PIL (the reference's pixels), training with OpenCV and
     reduced JPEG decoding.
@@ -349,7 +476,9 @@ def build_spatial(config, train, inference=False):
             transforms = [Scale(size), CenterCrop(size)]
         if not config.no_hflip:
             transforms.append(RandomHorizontalFlip(flow=config.modality == "flow"))
-    elif inference and config.inference_crop == "nocrop":
+        if any(config.colorjitter) and config.modality == "rgb":  # kenshohara's main.py: after the flip
+            transforms.append(ColorJitter(*config.colorjitter))
+    elif inference and config.inference_crop in ("nocrop", "three"):
         transforms = [Scale(size)]
     else:
         transforms = [Scale(size), CenterCrop(size)]
@@ -358,4 +487,5 @@ def build_spatial(config, train, inference=False):
             transform.pil_resize = not train
     transforms.append(Normalize(*mean_std(config), config.value_scale,
                                 reverse_channels=config.bgr and config.modality == "rgb"))
-    return Compose(transforms, reduced_decoding=train)
+    views = ThreeCrop(size) if inference and config.inference_crop == "three" else None
+    return Compose(transforms, reduced_decoding=train, views=views)

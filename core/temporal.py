@@ -22,6 +22,10 @@ Kenshohara's arithmetic, reproduced here (n = number of input indices):
 - Sliding window: clips start every ``stride`` indices (``stride=0`` means
   ``size``); it stops after the first loop-padded clip.
 
+Multi-view testing (``n_inference_clips``) follows MMAction2 instead:
+``EvenlySpacedClips`` is its ``SampleFrames(test_mode=True)``, on the whole
+frame list with ``sample_t_stride`` as its ``frame_interval``.
+
 One deliberate difference: the reference's even crop and sliding window
 build each window as ``range(first_index, first_index + size)``, which
 silently undoes a preceding ``TemporalSubsampling``. Here a window is
@@ -31,6 +35,8 @@ input (``sample_t_stride`` 1, the reference's default) both give identical
 indices.
 """
 import math
+
+import numpy as np
 
 
 def loop_pad(frame_indices, size):
@@ -113,6 +119,41 @@ class SlidingWindow:
         return _windows(frame_indices, self.size, self.stride, math.inf)
 
 
+class EvenlySpacedClips:
+    """`n_clips` clips of `size` frames every `interval` frames, evenly spaced: MMAction2's
+    SampleFrames(clip_len=size, frame_interval=interval, num_clips=n_clips, test_mode=True), as on its main
+    branch (1.x, commit 4d6c934, mmaction/datasets/transforms/loading.py `_get_test_clips` and `transform`).
+
+    On n frames a clip spans (size - 1) * interval + 1 of them; the last start is max_offset = max(0, n -
+    span). One clip starts at max_offset // 2; several at round(i * max_offset / (n_clips - 1)) (numpy's
+    round: halves to even), so the first starts at the first frame and the last ends at the last one.
+    Positions past the end wrap around (`np.mod`, MMAction2's out_of_bound_opt 'loop'): a video shorter
+    than a clip gives n_clips identical clips, each looping over the video. With size 1 (its 2D branch)
+    clip i is the frame at int((i + 1/2) * n / n_clips). Not reproduced: twice_sample, target_fps, and
+    0.x's offsets (a 3D clip at avg_interval / 2 into each of n_clips segments).
+    """
+
+    def __init__(self, size, n_clips, interval=1):
+        self.size = size
+        self.n_clips = n_clips
+        self.interval = interval
+
+    def starts(self, n_frames):
+        """The clips' first positions in a video of `n_frames` frames (0-based)."""
+        if self.size == 1:
+            average = n_frames / self.n_clips
+            return [int(i * average + average / 2.0) for i in range(self.n_clips)]
+        max_offset = max(n_frames - ((self.size - 1) * self.interval + 1), 0)
+        if self.n_clips == 1:
+            return [max_offset // 2]
+        return [int(start) for start in np.round(np.arange(self.n_clips) * (max_offset / (self.n_clips - 1)))]
+
+    def __call__(self, frame_indices, rng=None):
+        n = len(frame_indices)
+        return [[frame_indices[(start + k * self.interval) % n] for k in range(self.size)]
+                for start in self.starts(n)]
+
+
 class TemporalSubsampling:
     """Keep every `stride`-th frame (`sample_t_stride`)."""
 
@@ -143,10 +184,13 @@ def build_temporal(config, train, inference=False):
 
     training: [TemporalSubsampling] + random or center crop of `sample_duration`;
     validation: [TemporalSubsampling] + `n_val_samples` even crops;
-    inference: [TemporalSubsampling] + sliding window with `inference_stride`.
+    inference: [TemporalSubsampling] + sliding window with `inference_stride`, or, with `n_inference_clips`,
+    MMAction2's evenly spaced test clips (EvenlySpacedClips, sample_t_stride as their frame interval).
     """
     if train and inference:
         raise ValueError("build_temporal: train and inference are exclusive")
+    if inference and config.n_inference_clips:
+        return Compose([EvenlySpacedClips(config.sample_duration, config.n_inference_clips, config.sample_t_stride)])
     transforms = []
     if config.sample_t_stride > 1:
         transforms.append(TemporalSubsampling(config.sample_t_stride))

@@ -1,7 +1,8 @@
 """Training features of the one schema agree across the backends and with the exact step (#20).
 
-Label smoothing, mixup and cutmix are made once in core.mixing on the numpy batch (fixed draws here), so
-every backend trains on the same clips and target distributions; gradient accumulation over the batch's two
+Label smoothing, mixup and cutmix are made once in core.mixing on the numpy batch (fixed draws here), and
+colour jitter in core.spatial on the uint8 clips (every case's clips are jittered), so every backend trains
+on the same clips and target distributions; gradient accumulation over the batch's two
 halves must take the update one step of the whole batch takes (BatchNorm on its running statistics, as the
 data-parallel equivalence in tests/test_distributed.py: batch statistics are per slice by design).
 """
@@ -10,7 +11,9 @@ import pytest
 
 from backends import BACKENDS
 from convert.compare import random_state
+from core.config import Config, load_config
 from core.mixing import mix_batch
+from core.spatial import build_spatial
 from tests.parity.run_backend import run_backends
 from tests.parity.test_training import relative_error
 
@@ -18,9 +21,22 @@ KWARGS = dict(n_classes=3, widen_factor=0.125)
 LR = 1e-3
 
 
+def jittered_clips():
+    """Four training clips through kenshohara's colour jitter (drawn in core, seeded: the same in every backend)."""
+    config = load_config(None, ["sample_size=48", "train_crop=center", "no_hflip=true",
+                                "colorjitter=[0.4, 0.4, 0.4, 0.1]"], require_paths=())
+    frames = np.random.default_rng(0).integers(0, 256, (4, 4, 48, 64, 3), dtype=np.uint8)
+    clips = {}
+    for colorjitter in ([0.4, 0.4, 0.4, 0.1], [0, 0, 0, 0]):
+        spatial = build_spatial(Config({**config, "colorjitter": colorjitter}), train=True)
+        clips[bool(colorjitter[0])] = np.stack([spatial(video, np.random.default_rng(i)).transpose(3, 0, 1, 2)
+                                                for i, video in enumerate(frames)]).astype(np.float32)
+    assert np.abs(clips[True] - clips[False]).mean() > 0.05  # the jitter changed the inputs
+    return clips[True]
+
+
 def mixed_batch(kind):
-    rng = np.random.default_rng(0)
-    clip = rng.standard_normal((4, 3, 4, 48, 48)).astype(np.float32)
+    clip = jittered_clips()
     labels = np.array([0, 1, 2, 1])
     config = {"n_classes": 3, "label_smoothing": 0.1, "mixup_alpha": 0.0, "cutmix_alpha": 0.0,
               f"{kind}_alpha": 1.0} if kind else {"n_classes": 3, "label_smoothing": 0.1, "mixup_alpha": 0.0,
