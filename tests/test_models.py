@@ -312,3 +312,12 @@ def test_max_pool_pads_with_zeros_like_piergiaj(size, pads, out_size):
     assert out.shape[2:] == out_size
     torch.testing.assert_close(out, F.max_pool3d(F.pad(x, pads), 3, 2))
     assert (out[..., -1] == 0).all()
+
+
+@pytest.mark.parametrize("arch", ARCHS_TESTED)
+def test_mindspore_parameter_names_are_their_paths(arch):
+    """MindSpore names a parameter when its cell is attached: a container filled after it was attached leaves
+    its parameters without the container's prefix, and save_N.ckpt (written by parameter name) then no longer
+    fits the model (DenseNet's `features` did)."""
+    model = load("mindspore", "models").build_model(arch, **SMALL[arch])
+    assert [(path, param.name) for path, param in model.parameters_and_names() if param.name != path] == []

@@ -64,22 +64,24 @@ class DenseNet(nn.Cell):
     def __init__(self, spec, n_classes, n_input_channels, widen_factor, conv1_t_size, conv1_t_stride, no_max_pool):
         super().__init__()
         init = scaled(INIT_FEATURES, widen_factor)
-        self.features = Features()
-        self.features.conv0 = conv3d(n_input_channels, init, (conv1_t_size, 7, 7), (conv1_t_stride, 2, 2),
-                                     (conv1_t_size // 2, 3, 3))
-        self.features.norm0 = batchnorm(init)
+        # Filled before it is attached: MindSpore prefixes parameter names ('features.') on attachment only.
+        cells = Features()
+        cells.conv0 = conv3d(n_input_channels, init, (conv1_t_size, 7, 7), (conv1_t_stride, 2, 2),
+                             (conv1_t_size // 2, 3, 3))
+        cells.norm0 = batchnorm(init)
         # pad_mode "pad" pads with -inf, as PyTorch.
-        self.features.pool0 = nn.MaxPool3d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
+        cells.pool0 = nn.MaxPool3d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
         self.no_max_pool = no_max_pool
         dense_blocks, growth, features = blocks(spec.structure["block_config"], widen_factor)
         self.stages = []
         for index, layers, transition in dense_blocks:
-            setattr(self.features, f"denseblock{index}", DenseBlock(layers, growth))
+            setattr(cells, f"denseblock{index}", DenseBlock(layers, growth))
             self.stages.append(f"denseblock{index}")
             if transition:
-                setattr(self.features, f"transition{index}", Transition(*transition))
+                setattr(cells, f"transition{index}", Transition(*transition))
                 self.stages.append(f"transition{index}")
-        self.features.norm5 = batchnorm(features)
+        cells.norm5 = batchnorm(features)
+        self.features = cells
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.classifier = nn.Dense(features, n_classes)
         init_weights(self)
