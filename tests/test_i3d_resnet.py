@@ -73,6 +73,29 @@ def test_a_bad_inflate_mode_is_a_config_error():
         load_config(None, ["model=i3d_resnet", "model_depth=50", "inflate_mode=3"], ())
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_initial_weights_are_mmaction2s_in_every_backend(backend):
+    """He normal (fan out) convs and unit BatchNorms (ResNet3d), non-local projections normal 0.01 with zero biases
+    and conv_out's BatchNorm zero (mmcv: each block starts as the identity), fc_cls normal 0.01 (I3DHead)."""
+    state = load(backend, "interop").to_numpy_state(load(backend, "models").build_model(
+        "i3d_resnet50", n_classes=40, widen_factor=0.25, non_local=True))
+    for name, value in state.items():
+        if ".non_local_block." in name and ".conv_out." not in name:
+            expected = 0.0 if name.endswith("bias") else 0.01
+        elif name.endswith("conv.weight"):
+            expected = np.sqrt(2 / (value.shape[0] * np.prod(value.shape[2:])))
+        elif name == "fc_cls.weight":
+            expected = 0.01
+        else:
+            constant = 0.0 if "conv_out.bn.weight" in name or not name.endswith(("weight", "running_var")) else 1.0
+            np.testing.assert_array_equal(value, constant, err_msg=name)
+            continue
+        if expected == 0.0:
+            np.testing.assert_array_equal(value, 0.0, err_msg=name)
+        elif value.size >= 500:
+            assert abs(value.std() / expected - 1) < 0.15 and abs(value.mean()) < 0.2 * expected, name
+
+
 def write_mmaction2_pth(path, model):
     """An MMAction2 .pth as its runner saves it: {'meta', 'state_dict', ...}, `backbone.` and `cls_head.` names,
     num_batches_tracked included."""

@@ -28,11 +28,12 @@ models/ResI3D/i3dResnet.py, commits 032f0ba and 40531b5: 0 no temporal kernel, 1
   2  conv1 3x1x1 (padding (1, 0, 0)): MMAction2's default inflate_style '3x1x1' and the paper's, the default,
      which reproduces the releases. video_classification_pytorch's mode 2 also inflates conv3 to 3x1x1,
      which neither the paper nor any released file does: not followed.
-Which blocks are inflated is MMAction2's pattern in every mode (video_classification_pytorch counts "every
-other block" across stages, or per stage at 40531b5), and its stem, pools and padding are MMAction2's (its
-Unit3D pads TF-style and puts pool2 after layer2): its ResI3D has no released weights to read, MMAction2 has.
+(Its README swaps the two, "1: 3x1x1, 2: 3x3x3"; its code, followed here, builds them as above.)
+Which blocks are inflated is MMAction2's pattern in every mode (video_classification_pytorch alternates across
+stages at 032f0ba, per stage at 40531b5), and the stem, pools and padding are MMAction2's (video_classification_
+pytorch's Unit3D pads TF-style, and its pool2 follows layer2): its ResI3D has no released weights, MMAction2 has.
 A clip needs at least 5 frames (pool2 meets 2 time steps), and non-local blocks at least 2 x 2 positions in
-layer3 (32 x 32 pixels).
+layer3 (a 32 x 32 clip has them).
 """
 from core.archs import WIDEN_FACTOR, ArchSpec, Option, register
 from core.archs._shapes import batchnorm, conv, scaled, widen_factor
