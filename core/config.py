@@ -69,7 +69,7 @@ SCHEMA = {
     "value_scale": Key(int, 1, "pixel value scale before normalisation: 1 or 255"),
     "mean_dataset": Key(str, None, "mean/std statistics; unset: the model family's (resnet, r2plus1d: kinetics; "
                                    "i3d: i3d, i.e. [-1, 1]), a warning when set to another",
-                        ("kinetics", "activitynet", "0.5", "i3d")),
+                        ("kinetics", "activitynet", "0.5", "i3d", "imagenet")),
     "no_mean_norm": Key(bool, False, "do not subtract the mean"),
     "no_std_norm": Key(bool, False, "do not divide by the std"),
     "bgr": Key(bool, False, "feed RGB frames in BGR order (the MindSpore zoo's I3D reads frames with cv2.imread)"),
@@ -203,7 +203,7 @@ def _coerce(key, value, where):
         name = "path" if kind is PATH else kind.__name__
         raise ConfigError(f"{where}: key '{key}' must be {name}, got {value!r}") from None
     if spec.choices and value not in spec.choices:
-        raise ConfigError(f"{where}: key '{key}' must be one of {', '.join(spec.choices)}, got {value!r}")
+        raise ConfigError(f"{where}: key '{key}' must be one of {', '.join(map(str, spec.choices))}, got {value!r}")
     if key in RANGES and not RANGES[key][1](value):
         raise ConfigError(f"{where}: key '{key}' must be {RANGES[key][0]}, got {value!r}")
     return value
@@ -337,7 +337,7 @@ def schema_table():
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for key, spec in SCHEMA.items():
         kind = "path" if spec.type is PATH else spec.type.__name__
-        choices = f" ({' / '.join(spec.choices)})" if spec.choices else ""
+        choices = f" ({' / '.join(map(str, spec.choices))})" if spec.choices else ""
         rows.append(f"| `{key}` | {kind} | `{spec.default!r}` | {spec.help}{choices} |")
     return "\n".join(rows)
 
@@ -436,7 +436,7 @@ def describe_schema():
     lines = []
     for key, spec in SCHEMA.items():
         kind = "path" if spec.type is PATH else spec.type.__name__
-        choices = f" [{'|'.join(spec.choices)}]" if spec.choices else ""
+        choices = f" [{'|'.join(map(str, spec.choices))}]" if spec.choices else ""
         lines.append(f"  {key} ({kind}, default {spec.default!r}){choices}: {spec.help}")
     return "\n".join(lines)
 

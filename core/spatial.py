@@ -50,6 +50,9 @@ MEAN_STD = {
     "0.5": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
     # I3D's inputs are in [-1, 1]: (x - 0.5) / 0.5.
     "i3d": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+    # MMAction2's data_preprocessor: ImageNet's mean [123.675, 116.28, 103.53] and std [58.395, 57.12, 57.375]
+    # on 0-255, the same as these on 0-1.
+    "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
 }
 
 CORNER_CROP_POSITIONS = ("c", "tl", "tr", "bl", "br")

@@ -29,8 +29,9 @@ SMALL = {arch: dict(n_classes=5, **narrow(arch, 0.0625 if arch in ("resnet152", 
 
 def frames(arch):
     """A DenseNet halves time in its max pooling and in each of its three transitions: 16 frames, as his clips.
-    S3D (kylemin) ends with an unpadded (2, 2, 2) max pool after time has been halved twice: 8 frames at least."""
-    return 16 if arch.startswith("densenet") else 8 if arch == "s3d" else 4
+    S3D (kylemin) ends with an unpadded (2, 2, 2) max pool after time has been halved twice: 8 frames at least.
+    MMAction2's I3D-ResNet halves time twice before its unpadded pool2 (2, 1, 1): 5 frames at least."""
+    return 16 if arch.startswith("densenet") else 8 if arch in ("s3d", "i3d_resnet50") else 4
 
 
 def channels(arch):

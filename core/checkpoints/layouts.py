@@ -236,9 +236,9 @@ def _strip_part(name):
 
 
 def _write_mmaction2(state, fmt, meta):
-    head = set(get(meta.arch).head) if meta.arch else {"fc_cls"}
+    head = set(get(meta.arch).head) if meta.arch else {"fc_cls.weight", "fc_cls.bias"}  # parameter names
     return {"meta": {}, "state_dict": fmt.to_native(
-        {f"{'cls_head' if name.rsplit('.', 1)[0] in head else 'backbone'}.{name}": value
+        {f"{'cls_head' if name in head else 'backbone'}.{name}": value
          for name, value in state.items()})}
 
 

@@ -17,7 +17,8 @@ MODELS = {**{arch: (arch, dict(KWARGS, **narrow(arch), **NO_MAX_POOL.get(get(arc
           "preresnet10 shortcut A": ("preresnet10", dict(KWARGS, shortcut_type="A")),
           "resnet18 shortcut A, conv1 3 x 7 x 7 stride 2, no max pool": (
               "resnet18", dict(KWARGS, shortcut_type="A", conv1_t_size=3, conv1_t_stride=2, no_max_pool=True)),
-          "i3d flow": ("i3d", dict(KWARGS, n_input_channels=2))}
+          "i3d flow": ("i3d", dict(KWARGS, n_input_channels=2)),
+          "i3d_resnet50 non-local, inflate_mode 1": ("i3d_resnet50", dict(KWARGS, non_local=True, inflate_mode=1))}
 
 
 def test_every_arch_gives_the_same_logits_in_every_backend(tmp_path):
