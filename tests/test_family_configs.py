@@ -15,6 +15,7 @@ from backends import BACKENDS, native_format
 from core import archs
 from core.checkpoints import read_checkpoint
 from core.cli import train_main
+from core.config import load_config
 from core.training import read_log
 from tests._training_data import tiny_config, write_colour_dataset
 from tests.conftest import ROOT
@@ -59,4 +60,7 @@ def test_family_config_trains_one_epoch(data, tmp_path, name, backend):
     train = read_log(str(result / "train.log"))
     assert len(train) == 1 and math.isfinite(float(train[0]["loss"])) and float(train[0]["loss"]) > 0
     checkpoint = read_checkpoint(str(result / f"save_1.{native_format(backend)}"))
-    assert checkpoint.arch == archs.arch_name({"model_depth": None, **keys})
+    trained = load_config(config, (), ())
+    assert checkpoint.arch == archs.arch_name(trained)
+    assert {name: value.shape for name, value in checkpoint.state.items()} == \
+        archs.expected_shapes(checkpoint.arch, **archs.model_kwargs(trained))

@@ -9,8 +9,6 @@ logits (difference 0.0) in all three modes with and without non-local blocks, at
 and at 1/8 width on 9 x 33 x 37 and 5 x 32 x 32 clips.
 """
 import os
-import subprocess
-import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -20,10 +18,7 @@ import torch
 from backends import BACKENDS, load, native_format
 from convert import convert, infer_arch, read_checkpoint
 from core import archs
-from core.checkpoints import read_state
 from core.config import load_config
-from core.training import read_log
-from tests._training_data import write_colour_dataset
 from tests.community import random_model
 from tests.conftest import ROOT
 
@@ -146,25 +141,3 @@ def test_synthetic_config_builds_a_small_model():
     assert kwargs["non_local"] is True and kwargs["inflate_mode"] == 2
     assert parameter_count(**{k: v for k, v in kwargs.items() if k != "n_classes"}) < 3_000_000
 
-
-def test_one_epoch_trains_from_the_config_in_every_backend(tmp_path):
-    """configs/synthetic_i3d_resnet.yaml (non-local blocks on) on the colour task: 8 x 32 x 32 clips, width 1/8,
-    one epoch in each backend, the three processes at once (as tests/parity runs them)."""
-    write_colour_dataset(str(tmp_path))
-    runs = {}
-    for backend in BACKENDS:
-        values = [f"video_path={tmp_path / 'frames'}", f"annotation_path={tmp_path / 'annotation.json'}",
-                  f"result_path={tmp_path / backend}", "n_classes=3", "resnet_widen_factor=0.125", "sample_size=32",
-                  "sample_duration=8", "n_epochs=1", "batch_size=4", "train_crop=center", "n_threads=0",
-                  "checkpoint=1", "no_val=true", "device=cpu"]
-        command = [sys.executable, "-m", f"backends.{backend}.train", "--config", CONFIG,
-                   *[arg for value in values for arg in ("--set", value)]]
-        runs[backend] = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for backend, run in runs.items():
-        stdout, stderr = run.communicate(timeout=300)
-        assert run.returncode == 0, (backend, stderr[-3000:])
-        assert "training i3d_resnet50" in stdout and "12 clips" in stdout, (backend, stdout)
-        losses = [float(row["loss"]) for row in read_log(str(tmp_path / backend / "train.log"))]
-        assert len(losses) == 1 and np.isfinite(losses[0]) and losses[0] > 0.1, (backend, losses)
-        state = read_state(str(tmp_path / backend / f"save_1.{native_format(backend)}"))
-        assert state["fc_cls.weight"].shape == (3, 256) and "layer3.5.non_local_block.g.0.conv.weight" in state
