@@ -50,6 +50,11 @@ MEAN_STD = {
     "0.5": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
     # I3D's inputs are in [-1, 1]: (x - 0.5) / 0.5.
     "i3d": ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+    # yjxiong/tsn-pytorch models.py: torchvision's ImageNet statistics (TSN's ResNets) ...
+    "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    # ... and BN-Inception's 0..255 input minus [104, 117, 128] in BGR order, std 1: listed in RGB order,
+    # as `bgr` reverses the channels after normalising.
+    "bninception": ([128 / 255, 117 / 255, 104 / 255], [1 / 255] * 3),
 }
 
 CORNER_CROP_POSITIONS = ("c", "tl", "tr", "bl", "br")
