@@ -160,7 +160,7 @@ def _identify(shapes):
     return None
 
 
-register(ArchSpec("tsn_resnet50", "tsn", "tsn_resnet50", None, {"backbone": "resnet", "layers": RESNET_LAYERS}, OPTIONS, HEAD,
-                  _resnet_shapes, _infer, _identify, normalisation="imagenet", segments=True))
+register(ArchSpec("tsn_resnet50", "tsn", "tsn_resnet50", None, {"backbone": "resnet", "layers": RESNET_LAYERS}, OPTIONS,
+                  HEAD, _resnet_shapes, _infer, _identify, normalisation="imagenet", segments=True))
 register(ArchSpec("tsn_bninception", "tsn", "tsn_bninception", None, {"backbone": "bninception"}, OPTIONS, HEAD,
                   _bninception_shapes, _infer, _identify, normalisation="bninception", bgr=True, segments=True))
