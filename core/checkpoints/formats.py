@@ -242,7 +242,7 @@ def format_of(path, name=None):
     """The Format named `name`, else the one of the file extension."""
     if name is None:
         # `.pth.tar`: torch.save files of yjxiong/tsn-pytorch (and other ImageNet-example descendants).
-        extension = ".pth" if path.lower().endswith(".pth.tar") else os.path.splitext(path)[1].lower()
+        extension = ".pth" if os.fspath(path).lower().endswith(".pth.tar") else os.path.splitext(path)[1].lower()
         if extension not in EXTENSIONS:
             raise ValueError(f"{path}: cannot tell the checkpoint format from the extension '{extension}' "
                              f"(known: {', '.join(EXTENSIONS)}); name it with --from / --to")
