@@ -4,14 +4,15 @@
 
 A 2D backbone runs on each of the clip's T frames (one per segment: core.temporal.TemporalSegments samples them
 as his dataset.py does); its pooled features go through dropout (his `base_model.fc`, replaced by nn.Dropout, so
-no parameters) and `new_fc` (a Linear initialised N(0, 0.001), bias 0); the per-frame logits are averaged
-over the frames ('avg' consensus after the fc, before any softmax: his forward with before_softmax=True). Our
-clips are (N, C, T, H, W) with T = num_segments frames of C = n_input_channels channels each.
+no parameters; config `dropout`, default 0.5 as his opts.py, his README trains with 0.8) and `new_fc` (a Linear
+initialised N(0, 0.001), bias 0); the per-frame logits are averaged over the frames ('avg' consensus after the
+fc, before any softmax: his forward with before_softmax=True). Our clips are (N, C, T, H, W) with
+T = num_segments frames of C = n_input_channels channels each.
 
 Backbones:
-- `tsn_resnet50`: torchvision's resnet50 (torchvision/models/resnet.py): conv1 7x7 stride 2 padding 3 without
-  bias, bn1, ReLU, max pool 3 stride 2 padding 1 (floor), bottleneck stages of 3, 4, 6, 3 blocks with the
-  stride on conv2 (3x3), downsample.0 (1x1 conv, stride) + downsample.1 (BatchNorm) on each stage's first block,
+- `tsn_resnet50`: torchvision's resnet50 (torchvision/models/resnet.py, read at commit 054e54c): conv1 7x7
+  stride 2 padding 3 without bias, bn1, ReLU, max pool 3 stride 2 padding 1 (floor), bottleneck stages of 3, 4,
+  6, 3 blocks with the stride on conv2 (3x3), downsample.0 (1x1 conv, stride) + downsample.1 (BatchNorm) on each stage's first block,
   BatchNorm eps 1e-5 momentum 0.1, average pooling over the whole map (torchvision's AvgPool2d(7) at 224).
   Input: RGB in [0, 1] with ImageNet's mean / std (his input_mean / input_std).
 - `tsn_bninception`: BN-Inception of yjxiong/tensorflow-model-zoo.torch (the tsn-pytorch branch, commit 9788c67,
@@ -20,14 +21,17 @@ Backbones:
   pooling uses ceil_mode=True (Caffe's rounding), average pools count the padding; the names are the yaml's ids
   (`conv1_7x7_s2`, `conv1_7x7_s2_bn`, `inception_3a_1x1`, `inception_3a_double_3x3_reduce_bn`, ...). Its global
   pool is AvgPool2d(7, stride 1, ceil_mode) on the 7 x 7 map of a 224 input; here the average over the whole
-  map, the same at 224 and defined at every size. Input: 0..255 BGR minus [104, 117, 128] (std 1; main.py's
+  map, the same at 224 and defined at every size. His stride-2 blocks (inception_3c, 4e) concatenate a
+  padded conv with an unpadded ceil-mode pool: maps of odd size there do not fit, in his code as here (sizes that
+  are multiples of 32 work; 112 does not). Input: 0..255 BGR minus [104, 117, 128] (std 1; main.py's
   Stack(roll=True) and ToTorchFormatTensor(div=False)): mean_dataset 'bninception' with `bgr` on.
 
 Input channels: his RGB nets take 3 per frame. His Flow nets stack new_length = 5 flow frames (x, y) per
 segment into a 10-channel conv1 (_construct_flow_model); such a file is read (n_input_channels 10 inferred from
 its conv1), but our data pipeline feeds 2-channel flow frames (modality flow: one flow frame per segment,
 new_length 1), his RGBDiff not at all. Not reproduced: his partialBN (every BatchNorm but the first frozen in
-training) and his per-group lr / weight-decay multipliers; `resnet_widen_factor` scales every width (his nets
+training), his per-group lr / weight-decay multipliers and gradient clipping, his 10-crop test and 256-to-224
+scaling (core.spatial's evaluation scales to sample_size and crops the centre); `resnet_widen_factor` scales every width (his nets
 are full width) so that tests can build narrow ones.
 """
 from core.archs import WIDEN_FACTOR, ArchSpec, register
