@@ -12,8 +12,9 @@ T = num_segments frames of C = n_input_channels channels each.
 Backbones:
 - `tsn_resnet50`: torchvision's resnet50 (torchvision/models/resnet.py, read at commit 054e54c): conv1 7x7
   stride 2 padding 3 without bias, bn1, ReLU, max pool 3 stride 2 padding 1 (floor), bottleneck stages of 3, 4,
-  6, 3 blocks with the stride on conv2 (3x3), downsample.0 (1x1 conv, stride) + downsample.1 (BatchNorm) on each stage's first block,
-  BatchNorm eps 1e-5 momentum 0.1, average pooling over the whole map (torchvision's AvgPool2d(7) at 224).
+  6, 3 blocks with the stride on conv2 (3x3), downsample.0 (1x1 conv, stride) + downsample.1 (BatchNorm) on each
+  stage's first block, BatchNorm eps 1e-5 momentum 0.1, average pooling over the whole map (torchvision's
+  AvgPool2d(7) at 224).
   Input: RGB in [0, 1] with ImageNet's mean / std (his input_mean / input_std).
 - `tsn_bninception`: BN-Inception of yjxiong/tensorflow-model-zoo.torch (the tsn-pytorch branch, commit 9788c67,
   his submodule): bninception/bn_inception.yaml read by pytorch_load.py and layer_factory.py. Every conv has a
@@ -31,8 +32,8 @@ segment into a 10-channel conv1 (_construct_flow_model); such a file is read (n_
 its conv1), but our data pipeline feeds 2-channel flow frames (modality flow: one flow frame per segment,
 new_length 1), his RGBDiff not at all. Not reproduced: his partialBN (every BatchNorm but the first frozen in
 training), his per-group lr / weight-decay multipliers and gradient clipping, his 10-crop test and 256-to-224
-scaling (core.spatial's evaluation scales to sample_size and crops the centre); `resnet_widen_factor` scales every width (his nets
-are full width) so that tests can build narrow ones.
+scaling (core.spatial's evaluation scales to sample_size and crops the centre); `resnet_widen_factor` scales
+every width (his nets are full width) so that tests can build narrow ones.
 """
 from core.archs import WIDEN_FACTOR, ArchSpec, register
 from core.archs._shapes import batchnorm, conv, scaled, widen_factor
