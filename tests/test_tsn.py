@@ -28,6 +28,23 @@ from tests.parity.test_training import LONG_CLIP_TOLERANCE, SGD_LR, assert_sgd_s
 CONFIG = os.path.join(ROOT, "configs", "synthetic_tsn.yaml")
 
 
+@pytest.mark.parametrize("arch, count, names", [
+    # torchvision's resnet50() (25,557,032 parameters with its 1000-class fc) and his BNInception() built from
+    # bn_inception.yaml (tf_model_zoo 9788c67) with a 1000-class new_fc: the same names and shapes as theirs.
+    ("tsn_resnet50", 25_557_032, {"base_model.layer4.0.downsample.0.weight": (2048, 1024, 1, 1),
+                                  "base_model.layer1.0.conv2.weight": (64, 64, 3, 3), "new_fc.weight": (1000, 2048)}),
+    ("tsn_bninception", 11_295_240, {"base_model.conv1_7x7_s2.bias": (64,),
+                                     "base_model.inception_5a_1x1.weight": (352, 1056, 1, 1),
+                                     "base_model.inception_4e_double_3x3_2_bn.running_var": (256,),
+                                     "new_fc.weight": (1000, 1024)}),
+])
+def test_trees_are_his(arch, count, names):
+    shapes = archs.expected_shapes(arch, n_classes=1000)
+    assert sum(np.prod(shape) for name, shape in shapes.items() if not name.endswith(("_mean", "_var"))) == count
+    assert {name: shapes[name] for name in names} == names
+    assert all(name.startswith(("base_model.", "new_fc.")) for name in shapes)
+
+
 def his_indices(num_frames, num_segments, mode, randint=None, new_length=1):
     """TSNDataSet._sample_indices / _get_val_indices / _get_test_indices (dataset.py, commit 2f0468e), as he
     wrote them, with `randint` for numpy's."""
