@@ -67,12 +67,18 @@ SCHEMA = {
     "train_t_crop": Key(str, "random", "temporal crop for training", ("random", "center")),
     "no_hflip": Key(bool, False, "disable horizontal flip in training"),
     "value_scale": Key(int, 1, "pixel value scale before normalisation: 1 or 255"),
-    "mean_dataset": Key(str, None, "mean/std statistics; unset: the model family's (resnet, r2plus1d: kinetics; "
-                                   "i3d: i3d, i.e. [-1, 1]), a warning when set to another",
-                        ("kinetics", "activitynet", "0.5", "i3d", "imagenet")),
+    "mean_dataset": Key(str, None, "mean/std statistics; unset: the model family's (" + "; ".join(
+        f"{', '.join(models)}: {statistics}" for statistics, models in archs.normalisations().items())
+        + "), a warning when set to another", ("kinetics", "activitynet", "0.5", "i3d", "imagenet", "bninception")),
     "no_mean_norm": Key(bool, False, "do not subtract the mean"),
     "no_std_norm": Key(bool, False, "do not divide by the std"),
-    "bgr": Key(bool, False, "feed RGB frames in BGR order (the MindSpore zoo's I3D reads frames with cv2.imread)"),
+    "bgr": Key(bool, False, "feed RGB frames in BGR order (the MindSpore zoo's I3D reads frames with cv2.imread; "
+                            "unset: on for tsn_bninception, whose weights take BGR)"),
+    "num_segments": Key(int, 3, "TSN models: frames per clip, one from each of this many equal segments of the video "
+                                "(random offset in training, the centre in validation; yjxiong/tsn-pytorch's "
+                                "--num_segments)"),
+    "test_segments": Key(int, 25, "TSN models: segments per video in evaluate (one clip, the centre frame of each; "
+                                  "his test_models.py --test_segments)"),
     "n_val_samples": Key(int, 3, "clips per video in the per-epoch validation"),
     "inference_subset": Key(str, "validation", "subset evaluated by evaluate", ("training", "validation", "testing")),
     "inference_stride": Key(int, 16, "stride of the sliding window in evaluation"),
@@ -133,6 +139,7 @@ RANGES = {
     "n_classes": _AT_LEAST_1, "n_pretrain_classes": _AT_LEAST_0, "conv1_t_size": _AT_LEAST_1,
     "conv1_t_stride": _AT_LEAST_1, "resnet_widen_factor": _ABOVE_0, "dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
     "sample_size": _AT_LEAST_1, "sample_duration": _AT_LEAST_1, "sample_t_stride": _AT_LEAST_1,
+    "num_segments": _AT_LEAST_1, "test_segments": _AT_LEAST_1,
     "train_crop_min_scale": ("in (0, 1]", lambda v: 0 < v <= 1), "train_crop_min_ratio": _ABOVE_0,
     "value_scale": ("1 or 255", lambda value: value in (1, 255)), "n_val_samples": _AT_LEAST_1,
     "inference_stride": _AT_LEAST_1, "inference_batch_size": _AT_LEAST_0, "output_topk": _AT_LEAST_1,
@@ -309,7 +316,10 @@ def _resolve_normalisation(values, sources):
     """mean_dataset unset: the architecture's (its spec's); set to another (RGB): warn, since the family's
     weights expect it."""
     from core.spatial import MEAN_STD
-    family_default = archs.get(archs.arch_name(values)).normalisation
+    spec = archs.get(archs.arch_name(values))
+    family_default = spec.normalisation
+    if "bgr" not in sources:
+        values["bgr"] = spec.bgr
     if values["mean_dataset"] is None:
         values["mean_dataset"] = family_default
     elif MEAN_STD[values["mean_dataset"]] != MEAN_STD[family_default] and values["modality"] == "rgb":

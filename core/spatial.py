@@ -53,6 +53,9 @@ MEAN_STD = {
     # MMAction2's data_preprocessor: ImageNet's mean [123.675, 116.28, 103.53] and std [58.395, 57.12, 57.375]
     # on 0-255, the same as these on 0-1.
     "imagenet": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    # yjxiong/tsn-pytorch's BN-Inception: 0..255 input minus [104, 117, 128] in BGR order, std 1: listed in RGB order,
+    # as `bgr` reverses the channels after normalising.
+    "bninception": ([128 / 255, 117 / 255, 104 / 255], [1 / 255] * 3),
 }
 
 CORNER_CROP_POSITIONS = ("c", "tl", "tr", "bl", "br")

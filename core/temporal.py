@@ -38,6 +38,8 @@ import math
 
 import numpy as np
 
+from core import archs
+
 
 def loop_pad(frame_indices, size):
     """Repeat `frame_indices` cyclically up to `size` entries (unchanged if already long enough)."""
@@ -179,6 +181,44 @@ class Compose:
         return frame_indices
 
 
+def segment_offsets(n_frames, num_segments, mode, rng=None, new_length=1):
+    """0-based offsets of TSN's frames: one per segment, as yjxiong/tsn-pytorch dataset.py (commit 2f0468e)
+    TSNDataSet, whose 1-based indices are these + 1.
+
+    "train" (_sample_indices): segments of d = (n - new_length + 1) // num_segments frames, a random offset
+    in each; a video shorter than num_segments segments of one frame but longer than num_segments frames
+    draws num_segments sorted frames anywhere; a shorter one repeats frame 0. "val" (_get_val_indices):
+    the centre of each of num_segments equal (fractional) segments, int(tick / 2 + tick * i), frame 0 for
+    every segment when n <= num_segments + new_length - 1. "test" (_get_test_indices): those centres always.
+    Random draws come from the numpy Generator `rng` (his np.random.randint).
+    """
+    usable = n_frames - new_length + 1
+    if mode == "train":
+        average = usable // num_segments
+        if average > 0:
+            return [i * average + int(o) for i, o in enumerate(rng.integers(average, size=num_segments))]
+        if n_frames > num_segments:
+            return sorted(int(o) for o in rng.integers(usable, size=num_segments))
+        return [0] * num_segments
+    if mode == "val" and n_frames <= num_segments + new_length - 1:
+        return [0] * num_segments
+    tick = usable / float(num_segments)
+    return [int(tick / 2.0 + tick * i) for i in range(num_segments)]
+
+
+class TemporalSegments:
+    """TSN's sampling (segment_offsets): one clip of `num_segments` frames of the input indices; "val" and
+    "test" return it as a list of one clip (what EvalDataset iterates)."""
+
+    def __init__(self, num_segments, mode):
+        self.num_segments = num_segments
+        self.mode = mode
+
+    def __call__(self, frame_indices, rng=None):
+        clip = [frame_indices[o] for o in segment_offsets(len(frame_indices), self.num_segments, self.mode, rng)]
+        return clip if self.mode == "train" else [clip]
+
+
 def build_temporal(config, train, inference=False):
     """The temporal sampling of kenshohara's main.py for training, validation or inference.
 
@@ -186,6 +226,9 @@ def build_temporal(config, train, inference=False):
     validation: [TemporalSubsampling] + `n_val_samples` even crops;
     inference: [TemporalSubsampling] + sliding window with `inference_stride`, or, with `n_inference_clips`,
     MMAction2's evenly spaced test clips (EvenlySpacedClips, sample_t_stride as their frame interval).
+    TSN models (their spec's `segments`) take one frame per segment instead (TemporalSegments):
+    `num_segments` random ones in training and centred ones in validation, `test_segments` centred ones in
+    inference (his main.py and test_models.py).
     """
     if train and inference:
         raise ValueError("build_temporal: train and inference are exclusive")
@@ -194,7 +237,10 @@ def build_temporal(config, train, inference=False):
     transforms = []
     if config.sample_t_stride > 1:
         transforms.append(TemporalSubsampling(config.sample_t_stride))
-    if train:
+    if archs.get(archs.arch_name(config)).segments:
+        mode = "train" if train else "test" if inference else "val"
+        transforms.append(TemporalSegments(config.test_segments if inference else config.num_segments, mode))
+    elif train:
         crop = TemporalRandomCrop if config.train_t_crop == "random" else TemporalCenterCrop
         transforms.append(crop(config.sample_duration))
     elif inference:

@@ -49,6 +49,9 @@ class ArchSpec:
                config's default: kenshohara's nets the Kinetics statistics (his opts.py default), piergiaj's
                I3D values in [-1, 1] (pytorch-i3d's videotransforms: x / 255 * 2 - 1)
     kenshohara arch string in kenshohara's checkpoints ('resnet-18'), None if he has no such model
+    bgr        the config's default `bgr`: its community weights take BGR frames (TSN's BN-Inception)
+    segments   its clips are one frame from each of `num_segments` segments of the video (TSN,
+               core.temporal.TemporalSegments) instead of consecutive frames
     """
     name: str
     family: str
@@ -62,6 +65,8 @@ class ArchSpec:
     identify: Callable
     normalisation: str = "kinetics"
     kenshohara: Optional[str] = None
+    bgr: bool = False
+    segments: bool = False
 
     def builder_kwargs(self, kwargs):
         """kwargs completed with the defaults; an unknown keyword is a ValueError naming the ones it takes."""
@@ -117,6 +122,15 @@ def config_options():
             if spec.model not in models:
                 models.append(spec.model)
     return keys
+
+
+def normalisations():
+    """{mean_dataset: the config `model`s whose default it is}."""
+    models = {}
+    for spec in SPECS.values():
+        if spec.model not in models.setdefault(spec.normalisation, []):
+            models[spec.normalisation].append(spec.model)
+    return models
 
 
 def get(arch):

@@ -49,7 +49,7 @@ AVG_POOL = (2, 7, 7)  # piergiaj's final pooling at 224 x 224
 
 OPTIONS = {
     "widen_factor": WIDEN_FACTOR,
-    "dropout": Option("dropout", 0.5, "dropout probability before the I3D logits"),
+    "dropout": Option("dropout", 0.5, "dropout probability before the classifier (I3D: its logits; TSN: new_fc)"),
 }
 HEAD = ("logits.conv3d.weight", "logits.conv3d.bias")
 

@@ -241,7 +241,8 @@ FORMATS = {
 def format_of(path, name=None):
     """The Format named `name`, else the one of the file extension."""
     if name is None:
-        extension = os.path.splitext(path)[1].lower()
+        # `.pth.tar`: torch.save files of yjxiong/tsn-pytorch (and other ImageNet-example descendants).
+        extension = ".pth" if os.fspath(path).lower().endswith(".pth.tar") else os.path.splitext(path)[1].lower()
         if extension not in EXTENSIONS:
             raise ValueError(f"{path}: cannot tell the checkpoint format from the extension '{extension}' "
                              f"(known: {', '.join(EXTENSIONS)}); name it with --from / --to")

@@ -24,6 +24,9 @@ about itself (`Meta`), and back:
   mmaction2         MMAction2 `.pth` (mmaction/models/backbones/resnet3d.py, resnet3d_csn.py; heads/i3d_head.py):
                     {'meta', 'state_dict', ...}, parameters `backbone.<name>` and `cls_head.fc_cls.*`; our trees of
                     its networks use its names without `backbone.` and `cls_head.`
+  tsn               yjxiong/tsn-pytorch `.pth.tar` (main.py save_checkpoint, commit 2f0468e): {'epoch', 'arch',
+                    'state_dict', 'best_prec1'}, `arch` his --arch ('BNInception', 'resnet50'), keys
+                    `module.base_model.*` and `module.new_fc.*` (DataParallel); our TSN trees use his names
   paddle-3dresnets  Paddle port of 3D-ResNets `.pdparams`: a bare pickled dict in Paddle spelling,
                     fc transposed, no name table (its model/convert_to_paddle.py)
 """
@@ -242,6 +245,27 @@ def _write_mmaction2(state, fmt, meta):
          for name, value in state.items()})}
 
 
+# His --arch values (main.py, opts.py) of the TSN backbones registered here.
+TSN_ARCHS = {"BNInception": "tsn_bninception", "resnet50": "tsn_resnet50"}
+
+
+def _read_tsn(tree, fmt, source):
+    if not isinstance(tree, dict) or not isinstance(tree.get("state_dict"), dict):
+        raise ValueError(f"{source}: not a tsn-pytorch checkpoint (no 'state_dict' entry)")
+    arch = tree.get("arch")
+    if arch is not None and arch not in TSN_ARCHS and arch not in TSN_ARCHS.values():
+        raise ValueError(f"{source}: TSN base model '{arch}' is not supported (known: {', '.join(TSN_ARCHS)})")
+    meta = Meta(TSN_ARCHS.get(arch, arch), tree.get("epoch"),
+                [key for key in tree if key not in ("epoch", "arch", "state_dict")])
+    return fmt.from_native(_parameters(tree["state_dict"], source)), meta
+
+
+def _write_tsn(state, fmt, meta):
+    his_arch = {ours: his for his, ours in TSN_ARCHS.items()}.get(meta.arch, meta.arch)
+    return {"epoch": meta.epoch or 0, "arch": his_arch, "best_prec1": 0.0,
+            "state_dict": OrderedDict((f"module.{name}", value) for name, value in fmt.to_native(state).items())}
+
+
 def _write_paddle_port(state, fmt, meta):
     return OrderedDict(fmt.to_native(state))
 
@@ -265,6 +289,7 @@ LAYOUTS = {layout.name: layout for layout in (
     Layout("vcp-s3d", "pth", ("s3d_tf",), _read_vcp, _write_vcp),
     Layout("mmaction2", "pth", tuple(a for a in ARCHS if get(a).model in MMACTION2_MODELS), _read_mmaction2,
            _write_mmaction2),
+    Layout("tsn", "pth", tuple(TSN_ARCHS.values()), _read_tsn, _write_tsn),
     Layout("paddle-3dresnets", "pdparams", tuple(a for a in ARCHS if a.startswith("resnet")), _read_flat,
            _write_paddle_port),
 )}
@@ -289,6 +314,8 @@ def detect_layout(tree, fmt):
     names = strip_prefix({name: None for name in tree if isinstance(name, str)})
     if fmt.name == "pth" and isinstance(tree.get("state_dict"), dict):
         inner = strip_prefix({name: None for name in tree["state_dict"] if isinstance(name, str)})
+        if "optimizer" not in tree and any(name.startswith("base_model.") for name in inner):
+            return "tsn"  # (our engines' TSN checkpoints have the optimizer and kenshohara's layout)
         return "mmaction2" if any(name.startswith(_MMACTION2_PARTS) for name in inner) else "kenshohara"
     if fmt.name == "pth" and "Conv3d_1a_7x7.conv3d.weight" in names:
         return "piergiaj"
