@@ -68,8 +68,9 @@ SCHEMA = {
     "no_hflip": Key(bool, False, "disable horizontal flip in training"),
     "value_scale": Key(int, 1, "pixel value scale before normalisation: 1 or 255"),
     "mean_dataset": Key(str, None, "mean/std statistics; unset: the model family's (resnet, r2plus1d: kinetics; "
-                                   "i3d: i3d, i.e. [-1, 1]), a warning when set to another",
-                        ("kinetics", "activitynet", "0.5", "i3d")),
+                                   "i3d: i3d, i.e. [-1, 1]; ip_csn, ir_csn: imagenet, MMAction2's; vmz: VMZ's, "
+                                   "for its ported CSN files), a warning when set to another",
+                        ("kinetics", "activitynet", "0.5", "i3d", "imagenet", "vmz")),
     "no_mean_norm": Key(bool, False, "do not subtract the mean"),
     "no_std_norm": Key(bool, False, "do not divide by the std"),
     "bgr": Key(bool, False, "feed RGB frames in BGR order (the MindSpore zoo's I3D reads frames with cv2.imread)"),

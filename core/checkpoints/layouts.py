@@ -223,10 +223,10 @@ def _strip_part(name):
 
 
 def _write_mmaction2(state, fmt, meta):
-    head = set(get(meta.arch).head) if meta.arch else {"fc_cls"}
+    # The head's parameter names (the spec's, e.g. fc_cls.weight): cls_head.*, the rest backbone.*
+    head = set(get(meta.arch).head) if meta.arch else {"fc_cls.weight", "fc_cls.bias"}
     return {"meta": {}, "state_dict": fmt.to_native(
-        {f"{'cls_head' if name.rsplit('.', 1)[0] in head else 'backbone'}.{name}": value
-         for name, value in state.items()})}
+        {f"{'cls_head' if name in head else 'backbone'}.{name}": value for name, value in state.items()})}
 
 
 def _write_paddle_port(state, fmt, meta):
