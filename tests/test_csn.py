@@ -50,9 +50,9 @@ def test_the_tree_is_mmaction2s():
     assert ir["layer1.0.conv2.0.conv.weight"] == (64, 1, 3, 3, 3) and "layer1.0.conv2.1.conv.weight" not in ir
     assert ir["layer1.0.downsample.conv.weight"] == (256, 64, 1, 1, 1) and "layer1.1.downsample.bn.bias" not in ir
     assert ir["layer4.2.conv3.conv.weight"] == (2048, 512, 1, 1, 1) and ir["fc_cls.weight"] == (400, 2048)
-    model = load("torch", "models").build_model("ip_csn_50")
+    model = load("torch", "models").build_model("ip_csn_50", widen_factor=0.125)
     block = model.layer2[0]
-    assert block.conv2[1].conv.stride == (2, 2, 2) and block.conv2[1].conv.groups == 128
+    assert block.conv2[1].conv.stride == (2, 2, 2) and block.conv2[1].conv.groups == 16  # 128 planes / 8
     assert block.downsample.conv.stride == (2, 2, 2) and block.conv1.conv.stride == (1, 1, 1)
     assert model.conv1.conv.stride == (1, 2, 2) and model.conv1.conv.padding == (1, 3, 3)
     assert (model.maxpool.kernel_size, model.maxpool.stride, model.maxpool.padding) == ((1, 3, 3), (1, 2, 2),
@@ -65,7 +65,7 @@ def test_the_tree_is_mmaction2s():
     with torch.no_grad():
         features = model.layer4(model.layer3(model.layer2(model.layer1(model.maxpool(model.conv1(
             torch.zeros(1, 3, 8, 64, 64)))))))
-    assert features.shape == (1, 2048, 1, 2, 2)
+    assert features.shape == (1, 256, 1, 2, 2)
 
 
 @pytest.mark.parametrize("arch", [arch for arch, spec in archs.SPECS.items() if spec.family == "csn"])
