@@ -69,7 +69,8 @@ SCHEMA = {
     "value_scale": Key(int, 1, "pixel value scale before normalisation: 1 or 255"),
     "mean_dataset": Key(str, None, "mean/std statistics; unset: the model family's (" + "; ".join(
         f"{', '.join(models)}: {statistics}" for statistics, models in archs.normalisations().items())
-        + "), a warning when set to another", ("kinetics", "activitynet", "0.5", "i3d", "imagenet", "bninception")),
+        + "); vmz: VMZ's, for the CSN files MMAction2 ported from VMZ; a warning when set to another",
+        ("kinetics", "activitynet", "0.5", "i3d", "imagenet", "bninception", "vmz")),
     "no_mean_norm": Key(bool, False, "do not subtract the mean"),
     "no_std_norm": Key(bool, False, "do not divide by the std"),
     "bgr": Key(bool, False, "feed RGB frames in BGR order (the MindSpore zoo's I3D reads frames with cv2.imread; "

@@ -56,6 +56,9 @@ MEAN_STD = {
     # yjxiong/tsn-pytorch's BN-Inception: 0..255 input minus [104, 117, 128] in BGR order, std 1: listed in RGB order,
     # as `bgr` reverses the channels after normalising.
     "bninception": ([128 / 255, 117 / 255, 104 / 255], [1 / 255] * 3),
+    # MMAction2's CSN files ported from VMZ were trained on VMZ's statistics (110.2008, 100.63983, 95.99475 /
+    # 58.14765, 56.46975, 55.332195 of 255).
+    "vmz": ([110.2008 / 255, 100.63983 / 255, 95.99475 / 255], [58.14765 / 255, 56.46975 / 255, 55.332195 / 255]),
 }
 
 CORNER_CROP_POSITIONS = ("c", "tl", "tr", "bl", "br")

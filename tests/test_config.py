@@ -28,8 +28,9 @@ def ok_yaml(tmp_path, data, extra=""):
     ("model_depth: ten\n", "bad.yaml: key 'model_depth' must be int, got 'ten'"),
     ("no_hflip: maybe\n", "bad.yaml: key 'no_hflip' must be bool, got 'maybe'"),
     ("multistep_milestones: [10, x]\n", "bad.yaml: key 'multistep_milestones' must be list, got [10, 'x']"),
-    ("model: vgg\n", "bad.yaml: key 'model' must be one of resnet, r2plus1d, densenet, i3d, i3d_mszoo, s3d_tf, "
-                      "i3d_resnet, preresnet, resnext, s3d, tsn_resnet50, tsn_bninception, wideresnet, got 'vgg'"),
+    ("model: vgg\n", "bad.yaml: key 'model' must be one of resnet, r2plus1d, i3d, i3d_mszoo, s3d_tf, ip_csn, ir_csn, "
+                      "densenet, i3d_resnet, preresnet, resnext, s3d, tsn_resnet50, tsn_bninception, wideresnet, "
+                      "got 'vgg'"),
 ])
 def test_yaml_errors_name_the_file_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as error:
