@@ -25,7 +25,7 @@ def convert(src, dst, from_fmt=None, to_fmt=None, layout_in=None, layout_out="ne
             raise ValueError("--drop-head needs --n_classes N: the number of classes of the new head")
         checkpoint = replace_head(checkpoint, n_classes)
         log(f"replaced the classifier: {n_classes} classes, freshly initialised")
-    elif n_classes is not None and n_classes != checkpoint.model_kwargs["n_classes"]:
+    elif n_classes is not None and n_classes != checkpoint.model_kwargs.get("n_classes"):
         raise ValueError(f"{src}: has {checkpoint.model_kwargs['n_classes']} classes, not {n_classes}; "
                          "add --drop-head to replace the classifier")
     if drop_head:

@@ -52,11 +52,13 @@ def trainable_names(names, ft_begin_module):
 def fit_pretrained(pretrained, model_state, head, n_pretrain_classes=0, source=""):
     """Pretrained weights ready to load into a model with a new head.
 
-    Keeps the model's own (freshly initialised) head where the pretrained head's shape differs: the
-    reference replaces `fc` for n_classes. Every other key must fit. `n_pretrain_classes` (0: unchecked)
+    Keeps the model's own (freshly initialised) head where the pretrained head's shape differs (the
+    reference replaces `fc` for n_classes) or where the file has no head at all. Every other key must fit. `n_pretrain_classes` (0: unchecked)
     is the head size the file must have; a head of another size is a StateDictMismatch listing its keys.
     """
     state = dict(pretrained)
+    if not any(name in state for name in head):  # a backbone-only file: the model's own head
+        state.update({name: model_state[name] for name in head if name in model_state})
     heads = [name for name in head if name in model_state and name in state]
     wrong = [(name, (n_pretrain_classes,) + state[name].shape[1:], state[name].shape) for name in heads
              if n_pretrain_classes and len(state[name]) != n_pretrain_classes]
@@ -100,12 +102,14 @@ def weights_report(config):
     lines = []
     if config["pretrain_path"]:
         pretrained = read_checkpoint(config["pretrain_path"])
-        old, new = pretrained.model_kwargs["n_classes"], config["n_classes"]
+        old, new = pretrained.model_kwargs.get("n_classes"), config["n_classes"]
+        has_head = get(arch).head[0] in pretrained.state
         epoch = f", epoch {pretrained.epoch}" if pretrained.epoch is not None else ""
         lines.append(f"pretrained weights: {config['pretrain_path']} (layout {pretrained.layout}, "
-                     f"{pretrained.arch}, {old} classes{epoch})")
+                     f"{pretrained.arch}, {f'{old} classes' if has_head else 'no classifier'}{epoch})")
         head = get(arch).head[0].rsplit(".", 1)[0]
-        lines.append(f"head {head}: replaced, {old} -> {new} classes, freshly initialised" if old != new else
+        lines.append(f"head {head}: not in the file (a backbone), freshly initialised ({new} classes)" if not has_head
+                     else f"head {head}: replaced, {old} -> {new} classes, freshly initialised" if old != new else
                      f"head {head}: kept from the file ({new} classes)")
     else:
         lines.append(f"weights: random initialisation (seed {config['manual_seed']}), no pretrain_path")

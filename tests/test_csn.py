@@ -22,6 +22,8 @@ from convert import convert, infer_arch, read_checkpoint
 from core import archs
 from core.checkpoints import read_state
 from core.config import load_config
+from core.engine import weights_report
+from core.state_dict import StateDictMismatch
 from core.training import read_log
 from tests._training_data import write_colour_dataset
 from tests.community import random_model
@@ -174,3 +176,33 @@ def test_csn_trains_from_its_config(backend, data, tmp_path):
     state = read_state(os.path.join(result, f"save_6.{native_format(backend)}"))
     assert {name: value.shape for name, value in state.items()} == archs.expected_shapes(
         "ir_csn_50", n_classes=3, widen_factor=0.125)
+
+
+def test_a_backbone_only_file_fine_tunes_with_a_fresh_head_in_every_backend(tmp_path, capsys):
+    """MMAction2 fine-tunes CSN from IG-65M files that hold the backbone alone (its config's
+    `backbone.pretrained`, loaded into the backbone: names without `backbone.`, no `fc_cls`). As pretrain_path
+    they give the backbone's features exactly, the head is the model's own, and the log says so; a strict load
+    (evaluate's resume_path) still refuses the missing head."""
+    model = random_model("ir_csn_50", n_classes=4, widen_factor=0.125)
+    path = str(tmp_path / "ircsn_ig65m_backbone.pth")
+    torch.save({name: value for name, value in model.state_dict().items() if not name.startswith("fc_cls.")}, path)
+    checkpoint = read_checkpoint(path)
+    assert (checkpoint.arch, checkpoint.model_kwargs["widen_factor"]) == ("ir_csn_50", 0.125)
+    assert sorted(checkpoint.state) == sorted(name for name in model.state_dict()
+                                              if not name.startswith("fc_cls.") and "num_batches" not in name)
+
+    clip = np.random.default_rng(4).standard_normal((2, 3, 5, 32, 32)).astype(np.float32)
+    overrides = archs.get("ir_csn_50").config_overrides(dict(widen_factor=0.125))
+    for backend in BACKENDS:
+        config = load_config(None, overrides + [f"pretrain_path={path}", "n_classes=7", "device=cpu"], ())
+        engine = load(backend, "engine").Engine(config)
+        state = engine.interop.to_numpy_state(engine.model)
+        for name, value in checkpoint.state.items():
+            np.testing.assert_array_equal(state[name], value)
+        assert state["fc_cls.weight"].shape == (7, 256)
+    assert weights_report(config)[:2] == [
+        f"pretrained weights: {path} (layout neutral, ir_csn_50, no classifier)",
+        "head fc_cls: not in the file (a backbone), freshly initialised (7 classes)"]
+    config = load_config(None, overrides + [f"resume_path={path}", "n_classes=7", "device=cpu"], ())
+    with pytest.raises(StateDictMismatch, match="missing keys \\(2\\): fc_cls.weight, fc_cls.bias"):
+        load("torch", "engine").Engine(config, training=False)

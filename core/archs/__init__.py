@@ -187,11 +187,19 @@ def infer_arch(shapes):
                  if arch]
     for arch in proposals:
         kwargs = infer_kwargs(arch, shapes)
-        if {name: tuple(shape) for name, shape in expected_shapes(arch, **kwargs).items()} == shapes:
+        if without_absent_head(arch, expected_shapes(arch, **kwargs), shapes) == shapes:
             return arch, kwargs
     if proposals:
         return proposals[0], infer_kwargs(proposals[0], shapes)
     raise ValueError("cannot tell the architecture from the parameter names and shapes; pass --arch")
+
+
+def without_absent_head(arch, expected, found):
+    """`expected` {name: shape} as tuples, less the head where `found` has none of it (a backbone-only file,
+    such as MMAction2's IG-65M CSN backbones: the model's own head is initialised instead)."""
+    head = get(arch).head
+    absent = not any(name in found for name in head)
+    return {name: tuple(shape) for name, shape in expected.items() if not (absent and name in head)}
 
 
 def infer_kwargs(arch, shapes):

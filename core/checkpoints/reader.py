@@ -58,7 +58,9 @@ def read_checkpoint(path, fmt=None, layout=None, arch=None):
             arch, model_kwargs = archs.infer_arch(state)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
-    check_state(archs.expected_shapes(arch, **model_kwargs), {n: v.shape for n, v in state.items()}, source=path)
+    shapes = {name: value.shape for name, value in state.items()}
+    check_state(archs.without_absent_head(arch, archs.expected_shapes(arch, **model_kwargs), shapes), shapes,
+                source=path)
     return Checkpoint(state, arch, model_kwargs, layout.name, meta.epoch, meta.dropped, stored)
 
 
