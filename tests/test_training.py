@@ -590,3 +590,16 @@ def test_mindspore_amp_scales_skips_overflow_and_resumes(data, tmp_path, monkeyp
     resumed = engine(True)
     resumed.load(path)
     assert resumed.scaler_state() == mixed.scaler_state()
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_huge_logit_margin_gives_the_whole_loss(framework, data, tmp_path):
+    """Cross entropy of logits 200 apart is 200 in every backend (paddle's F.cross_entropy stops at 64)."""
+    engine = engine_class(framework)(load_config(tiny_config(str(data), tmp_path / "ce"), (), ()))
+    engine.begin_epoch(1, False)
+    engine.model = lambda x: x  # the clip is the logits
+    logits = np.array([[200.0, 0.0, 0.0], [0.0, 3.0, 0.0]], np.float32)
+    expected = np.mean([200.0, np.log(np.exp(3.0) + 2) - 3.0])
+    for y in (np.array([1, 1]), np.eye(3, dtype=np.float32)[[1, 1]]):
+        loss, _ = engine.eval_batch(logits, y)
+        assert loss == pytest.approx(expected, rel=1e-6), (framework, y.ndim)

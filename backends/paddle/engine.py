@@ -98,8 +98,12 @@ class Engine(engine.Engine):
         x, y = paddle.to_tensor(x), paddle.to_tensor(y)
         with paddle.amp.auto_cast(enable=self.amp):
             logits = network(x)
-        # y: indices, or target distributions (soft labels)
-        loss = F.cross_entropy(logits.astype("float32"), y, soft_label=y.ndim == 2)
+        # y: indices, or target distributions (soft labels). Log-softmax written out: Paddle's CPU F.log_softmax
+        # (and so F.cross_entropy) stops at -64, which capped a clip's loss at 64 (exploding logits reported 42.67
+        # where torch says 135).
+        shifted = logits.astype("float32") - logits.astype("float32").max(axis=-1, keepdim=True)
+        log_probs = shifted - paddle.log(paddle.exp(shifted).sum(axis=-1, keepdim=True))
+        loss = -(y * log_probs).sum(axis=-1).mean() if y.ndim == 2 else F.nll_loss(log_probs, y)
         return loss, logits
 
     def backward(self, x, y, scale):
