@@ -54,7 +54,7 @@ SCHEMA = {
                                        "(RGB only)", ("frames", "video")),
     "frame_cache": Key(str, "", "folder where JPEG frames are kept once decoded (raw pixels, H x W x 3 bytes a "
                                 "frame: ~10x the JPEGs) and read back instead of decoded again: the same pixels, "
-                                "~2-3x faster clip loading; checked against each JPEG's stat, safe to delete; "
+                                "about 2x faster clip loading; checked against each JPEG's stat, safe to delete; "
                                 "'' (default): decode every time (core.frame_cache)"),
     "annotation_path": Key(PATH, None, "annotation JSON (kenshohara's format)"),
     "result_path": Key(str, "results", "directory for logs, checkpoints and results"),
