@@ -36,7 +36,7 @@ def _fingerprint(stat):
 
 
 class FrameCache:
-    """Decoded frames under `root`; `read(path, decode)` returns frame `path` from there or decodes it."""
+    """Decoded frames under `root`; `read(path, kind, decode)` returns frame `path` from there or decodes it."""
 
     def __init__(self, root):
         self.root = os.path.abspath(root)
@@ -78,10 +78,10 @@ class FrameCache:
         fingerprint = _fingerprint(os.stat(path))
         try:
             entry = self.entry_path(path, kind)
-        except OSError as error:  # the cache folder cannot be made (read-only, full disk)
+            frame = self._load(entry, fingerprint)
+        except OSError as error:  # the cache cannot be used (a read-only or full disk, an I/O error)
             self._warn(error)
             return decode(path)
-        frame = self._load(entry, fingerprint)
         if frame is None:
             frame = decode(path)
             self._write(entry, frame, fingerprint)
@@ -90,8 +90,8 @@ class FrameCache:
     def _warn(self, error):
         if not self._write_failed:
             self._write_failed = True
-            print(f"frame_cache {self.root}: cannot write there ({error}); frames that are not cached yet are "
-                  "decoded each time", file=sys.stderr)
+            print(f"frame_cache {self.root}: cannot write or read there ({error}); frames that are not cached "
+                  "yet are decoded each time", file=sys.stderr)
 
     @staticmethod
     def _load(entry, fingerprint):

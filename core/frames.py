@@ -139,8 +139,10 @@ def _decode(path, video_dir, kind, reduction, cache):
         return _read(path, video_dir, flag)
     try:
         return cache.read(path, kind, lambda _: _read(path, video_dir, flag))
-    except FileNotFoundError:
-        raise _frame_error(path, video_dir, "is missing") from None
+    except FrameError:
+        raise
+    except OSError:  # the JPEG cannot be stat'ed (missing, no permission): _read names the problem
+        return _read(path, video_dir, flag)
 
 
 def _read_stack(video_dir, names, kind, reduction, each, cache):

@@ -120,9 +120,12 @@ def test_a_changed_frame_is_decoded_again(tmp_path):
     os.replace(tmp_path / "new.jpg", path)
     assert read_rgb_frames(str(video_dir), [1], cache=cache).mean() == pytest.approx(90, abs=1)
     assert read_rgb_frames(str(video_dir), [1], cache=FrameCache(tmp_path / "cache")).mean() == pytest.approx(90, abs=1)
-    # Removed: the frame is missing, whatever the cache still holds.
+    # Removed: the frame is missing, whatever the cache still holds; replaced by garbage: it cannot be decoded.
     os.remove(path)
     with pytest.raises(FrameError, match="image_00001.jpg is missing"):
+        read_rgb_frames(str(video_dir), [1], cache=cache)
+    path.write_bytes(b"not a jpeg")
+    with pytest.raises(FrameError, match="image_00001.jpg cannot be decoded"):
         read_rgb_frames(str(video_dir), [1], cache=cache)
 
 
