@@ -13,6 +13,7 @@ from core.config import load_config
 from core.datasets import training_set, validation_set
 from core.frame_cache import FrameCache
 from core.frames import FrameError, read_rgb_frames
+from core.loader import BatchLoader
 from core.spatial import MEAN_STD, pil_resize
 from core.video import iter_frames
 from tests.conftest import CRICKET_GIF
@@ -92,6 +93,13 @@ def test_cached_frames_are_the_full_decode_and_clips_stay_within_the_reference_b
         plain.set_epoch(epoch)
         np.testing.assert_array_equal(cached[0][0], plain[0][0])
     assert len(scales) >= 3, scales
+    # Loader worker processes read the same cache (entries written by this process) and load the same clips.
+    with BatchLoader(cached, 1, n_workers=2) as loader:
+        for epoch in (3, 4):
+            loader.set_epoch(epoch)
+            plain.set_epoch(epoch)
+            [(x, _)] = list(loader)
+            np.testing.assert_array_equal(x[0], plain[0][0])
 
     # Validation with the cache: the reference's pixels (full decode, PIL resize) exactly as without it.
     reference_val = validation_set(_config(root))[0][0]
