@@ -52,6 +52,10 @@ SCHEMA = {
     "frame_source": Key(str, "frames", "what video_path holds: extracted JPEG frames, or the video files "
                                        "<root>/<class>/<video_id>.<mp4|mkv|webm|avi> decoded clip by clip with PyAV "
                                        "(RGB only)", ("frames", "video")),
+    "frame_cache": Key(str, "", "folder where JPEG frames are kept once decoded (raw pixels, H x W x 3 bytes a "
+                                "frame: ~10x the JPEGs) and read back instead of decoded again: the same pixels, "
+                                "about 2x faster clip loading; checked against each JPEG's stat, safe to delete; "
+                                "'' (default): decode every time (core.frame_cache)"),
     "annotation_path": Key(PATH, None, "annotation JSON (kenshohara's format)"),
     "result_path": Key(str, "results", "directory for logs, checkpoints and results"),
     "flow_template": Key(str, "image_{:05d}{}.jpg", "flow frame names: '{:05d}' is the index, '{}' is x or y "

@@ -27,6 +27,7 @@ import sys
 
 import numpy as np
 
+from core.frame_cache import FrameCache
 from core.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, FrameError, check_flow_alignment, flow_frame_name, frame_size,
                          read_flow_frames, read_rgb_frames)
 from core.loader import TooManyBadClips
@@ -103,15 +104,17 @@ class VideoDataset:
 
     `spatial` and `temporal` are the transforms of core.spatial / core.temporal
     (see build_spatial / build_temporal); `temporal` must cut one clip.
+    `frame_cache` (a core.frame_cache.FrameCache) keeps JPEG frames once decoded.
     """
 
     def __init__(self, annotation_path, video_path, subset, spatial, temporal, modality="rgb",
-                 flow_template=FLOW_TEMPLATE, seed=0, frame_source="frames"):
+                 flow_template=FLOW_TEMPLATE, seed=0, frame_source="frames", frame_cache=None):
         if modality not in ("rgb", "flow"):
             raise ValueError(f"modality must be rgb or flow, got {modality!r}")
         if frame_source == "video" and modality != "rgb":
             raise ValueError("frame_source video reads RGB clips; flow needs its frames (core.flow)")
         self.frame_source = frame_source
+        self.frame_cache = frame_cache
         self.video_indices = {}  # video index -> core.video_clips.VideoIndex (frame_source video)
         self.spatial = spatial
         self.temporal = temporal
@@ -189,10 +192,11 @@ class VideoDataset:
             return np.ascontiguousarray(clip.transpose(3, 0, 1, 2), dtype=np.float32)
         if self.modality == "flow":
             first = flow_frame_name(self.flow_template, frame_indices[0], "x")
-            read = functools.partial(read_flow_frames, video_dir, frame_indices, self.flow_template)
+            read = functools.partial(read_flow_frames, video_dir, frame_indices, self.flow_template,
+                                     cache=self.frame_cache)
         else:
             first = RGB_TEMPLATE.format(frame_indices[0])
-            read = functools.partial(read_rgb_frames, video_dir, frame_indices)
+            read = functools.partial(read_rgb_frames, video_dir, frame_indices, cache=self.frame_cache)
         if video_index not in self.frame_sizes:
             self.frame_sizes[video_index] = frame_size(video_dir, first)
         clip = self.spatial.load(read, self.frame_sizes[video_index], rng)
@@ -268,12 +272,14 @@ class EvalDataset(VideoDataset):
 
 def _dataset(cls, config, subset, train, inference):
     frames_root = config.flow_path if config.modality == "flow" else config.video_path
+    cache = FrameCache(config.frame_cache) if config.frame_cache and config.frame_source == "frames" else None
     dataset = cls(config.annotation_path, frames_root, subset,
                   build_spatial(config, train, inference), build_temporal(config, train, inference),
                   modality=config.modality, flow_template=config.flow_template, seed=config.manual_seed,
-                  frame_source=config.frame_source)
-    if config.frame_source == "video":
-        dataset.spatial.reduced_decoding = False  # a JPEG decoding option
+                  frame_source=config.frame_source, frame_cache=cache)
+    if config.frame_source == "video" or cache is not None:
+        # A JPEG decoding option; cached frames are full-size (read back faster than a reduced decode).
+        dataset.spatial.reduced_decoding = False
     if config.modality == "flow":
         _check_flow_layout(dataset)
     return dataset

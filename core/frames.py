@@ -12,7 +12,8 @@ decoding (`each`, e.g. crop and resize), so full-size frames are never
 stacked. Frames are decoded by a pool of ``cv2.getNumThreads()`` threads
 (OpenCV releases the GIL while decoding); where processes are the
 parallelism, ``cv2.setNumThreads(1)`` (as core.loader's workers do) makes it
-serial.
+serial. With a core.frame_cache.FrameCache (`cache`), full-size frames are
+read from there once decoded.
 """
 import os
 import string
@@ -104,21 +105,22 @@ def frame_size(video_dir, name):
 
 
 def _read(path, video_dir, flag):
-    image = cv2.imread(path, flag)
+    """Decode one file from its bytes, read once (a second open only to check its end costs ~10% of a decode)."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except FileNotFoundError:
+        raise _frame_error(path, video_dir, "is missing") from None
+    except OSError as error:  # e.g. a directory of that name, no permission
+        raise _frame_error(path, video_dir, f"cannot be read ({error.strerror})") from None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flag) if data else None
+    # A cut JPEG is decoded with a warning, grey below the cut, or not at all; its end-of-image marker (FF D9,
+    # which cannot occur inside the compressed data) is then missing from the last bytes.
+    if b"\xff\xd9" not in data[-16:] and (image is not None or data[:2] == b"\xff\xd8"):
+        raise _frame_error(path, video_dir, "is truncated (no JPEG end-of-image marker)")
     if image is None:
-        _check_exists(path, video_dir)
         raise _frame_error(path, video_dir, "cannot be decoded")
-    _check_complete(path, video_dir)
     return image
-
-
-def _check_complete(path, video_dir):
-    """libjpeg decodes a cut JPEG with a warning, grey below the cut; its end-of-image marker (FF D9, which
-    cannot occur inside the compressed data) is then missing from the last bytes."""
-    with open(path, "rb") as file:
-        file.seek(max(0, os.fstat(file.fileno()).st_size - 16))
-        if b"\xff\xd9" not in file.read():
-            raise _frame_error(path, video_dir, "is truncated (no JPEG end-of-image marker)")
 
 
 def _map(function, items):
@@ -131,14 +133,25 @@ def _map(function, items):
     return list(_pools[key].map(function, items))
 
 
-def _read_stack(video_dir, names, kind, reduction, each):
-    """Decode the files `names` (repeats read once), apply `each`, stack as one T x H x W [x C] array."""
+def _decode(path, video_dir, kind, reduction, cache):
     flag = _REDUCED_FLAGS[kind][reduction]
+    if cache is None or reduction != 1:
+        return _read(path, video_dir, flag)
+    try:
+        return cache.read(path, kind, lambda _: _read(path, video_dir, flag))
+    except FrameError:
+        raise
+    except OSError:  # the JPEG cannot be stat'ed (missing, no permission): _read names the problem
+        return _read(path, video_dir, flag)
+
+
+def _read_stack(video_dir, names, kind, reduction, each, cache):
+    """Decode the files `names` (repeats read once), apply `each`, stack as one T x H x W [x C] array."""
     shapes = {}
 
     def read(name):
         path = os.path.join(video_dir, name)
-        image = _read(path, video_dir, flag)
+        image = _decode(path, video_dir, kind, reduction, cache)
         shapes[name] = image.shape
         if not each:
             return image
@@ -161,23 +174,24 @@ def _read_stack(video_dir, names, kind, reduction, each):
     return np.stack([images[name] for name in names])
 
 
-def read_rgb_frames(video_dir, frame_indices, reduction=1, each=None):
+def read_rgb_frames(video_dir, frame_indices, reduction=1, each=None, cache=None):
     """Frames `frame_indices` (1-based) of `video_dir` as a T x H x W x 3 RGB uint8 array.
 
     `reduction` (1, 2 or 4) decodes at that fraction of the frame size;
-    `each(frame)`, if given, maps every decoded H x W x 3 frame first.
+    `each(frame)`, if given, maps every decoded H x W x 3 frame first;
+    `cache` (a core.frame_cache.FrameCache) keeps full-size frames once decoded.
     """
     names = [RGB_TEMPLATE.format(i) for i in frame_indices]
-    return _read_stack(video_dir, names, "rgb", reduction, each)
+    return _read_stack(video_dir, names, "rgb", reduction, each, cache)
 
 
-def read_flow_frames(video_dir, frame_indices, template=FLOW_TEMPLATE, reduction=1, each=None):
+def read_flow_frames(video_dir, frame_indices, template=FLOW_TEMPLATE, reduction=1, each=None, cache=None):
     """Flow pairs `frame_indices` (1-based) of `video_dir` as a T x H x W x 2 uint8 array (x, y).
 
-    `reduction` and `each` as for read_rgb_frames; `each` gets H x W components.
+    `reduction`, `each` and `cache` as for read_rgb_frames; `each` gets H x W components.
     """
     components = [_read_stack(video_dir, [flow_frame_name(template, i, axis) for i in frame_indices],
-                              "gray", reduction, each)
+                              "gray", reduction, each, cache)
                   for axis in ("x", "y")]
     if components[0].shape != components[1].shape:
         raise FrameError(f"video '{os.path.basename(video_dir)}': flow x and y frames differ in size")

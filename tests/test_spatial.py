@@ -90,14 +90,15 @@ def test_crop_and_flip_keep_shifted_frames_aligned():
 
 
 def test_resizing_crops_use_one_box_for_every_frame():
-    # Frame t = base + 10 t: a shared crop box keeps the offsets (resizing is linear, +-1 for rounding).
+    # Frame t = base + 10 t: a shared crop box keeps the offsets (resizing is linear, +-1 for each rounded pass:
+    # a side shrunk 1.5x or more takes two, core.spatial.fast_resize).
     base = np.random.default_rng(1).integers(0, 200, (48, 64, 3), dtype=np.uint8)
     clip = np.stack([base + 10 * t for t in range(4)]).astype(np.uint8)
     for transform in (RandomResizedCrop(16, (0.25, 1.0)), MultiScaleCornerCrop(16)):
         for seed in range(5):
             out = transform(clip, np.random.default_rng(seed)).astype(int)
             for t in range(1, 4):
-                assert np.abs(out[t] - out[0] - 10 * t).max() <= 1
+                assert np.abs(out[t] - out[0] - 10 * t).max() <= 2
 
 
 def test_seeded_training_transform_is_reproducible():
