@@ -58,6 +58,13 @@ SCHEMA = {
                          "(core.flow's 'image_{:05d}{}.jpg', file k = frame k -> k + 1; dense_flow "
                          "'flow_{}_{:05d}.jpg' with '{}' first); 'ms-zoo' reads the MindSpore zoo's "
                          "convert_rgb_to_flow.py folders aligned (same names, file k = frame k - 1 -> k)"),
+    "flow_method": Key(str, "tvl1", "optical-flow method that made the flow frames (core.flow --method); predict "
+                                    "computes a flow model's input with it", ("tvl1", "farneback", "dis")),
+    "flow_bound": Key(float, 20.0, "pixels the flow frames were clipped to before their 0..255 quantisation "
+                                   "(core.flow --bound); predict quantises with it"),
+    "flow_size": Key(int, 240, "short side that larger frames were shrunk to before their flow was computed "
+                               "(core.extract_frames --size, whose frames core.flow reads); predict shrinks the "
+                               "decoded frames alike; 0 keeps every size"),
     "sample_size": Key(int, 112, "height and width of the clips fed to the model"),
     "sample_duration": Key(int, 16, "frames per clip"),
     "sample_t_stride": Key(int, 1, "temporal stride between sampled frames"),
@@ -134,6 +141,7 @@ RANGES = {
     "n_epochs": _AT_LEAST_1, "batch_size": _AT_LEAST_1, "n_threads": _AT_LEAST_0, "checkpoint": _AT_LEAST_1,
     "accumulation_steps": _AT_LEAST_1, "label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
     "mixup_alpha": _AT_LEAST_0, "cutmix_alpha": _AT_LEAST_0,
+    "flow_bound": _ABOVE_0, "flow_size": _AT_LEAST_0,
 }
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 
