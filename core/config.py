@@ -219,14 +219,14 @@ def parse_override(text):
         raise ConfigError(f"--set: {text!r} is not a valid YAML value ({problem})") from None
 
 
-def load_config(path=None, overrides=(), require_paths=None, base=None, base_source="<base>"):
+def load_config(path=None, overrides=(), require_paths=None, base=None, base_source="<base>", also_require=()):
     """Read a YAML config, apply `key=value` overrides and validate.
 
     `base` ({key: value}, e.g. the config stored in a checkpoint) replaces the defaults before the
     file and the overrides apply.
 
     `require_paths` names the path keys that must be set and exist on disk
-    (None: `required_paths(modality)`). Any other path that is set must exist,
+    (None: `required_paths(modality)` and `also_require`). Any other path that is set must exist,
     except the frames root of the modality the run does not read.
     """
     raw = {}
@@ -253,7 +253,7 @@ def load_config(path=None, overrides=(), require_paths=None, base=None, base_sou
         values[key] = SCHEMA[key].default if value is None and source == "--set" else _coerce(key, value, source)
         sources[key] = source
     if require_paths is None:
-        require_paths = required_paths(values["modality"])
+        require_paths = required_paths(values["modality"]) + tuple(also_require)
     for key in require_paths:
         if not values[key]:
             raise ConfigError(f"{where}: required key '{key}' is not set")
@@ -437,14 +437,15 @@ def describe_schema():
     return "\n".join(lines)
 
 
-def config_from_args(args, require_paths=None):
-    """Turn parsed `--config/--set` arguments into a Config; exit with a message on error."""
+def config_from_args(args, require_paths=None, also_require=()):
+    """Turn parsed `--config/--set` arguments into a Config (load_config's `require_paths`, `also_require`);
+    exit with a message on error."""
     if args.help_config:
         print(describe_schema())
         raise SystemExit(0)
     try:
         overrides = kenshohara_overrides(args) if hasattr(args, "root_path") else []
-        return load_config(args.config, [*overrides, *args.set], require_paths)
+        return load_config(args.config, [*overrides, *args.set], require_paths, also_require=also_require)
     except ConfigError as e:
         raise SystemExit(f"config error: {e}") from None
 
