@@ -75,9 +75,9 @@ def main(argv=None):
                                                      f"result_path={root}/results", "device=cpu"])
             evaluated, _ = evaluate(evaluation_config, predict, log=lambda line: None)
             baseline.append(time.perf_counter() - start)
-            scorer = VideoScorer(config, predict)
+            scorer = VideoScorer([(config, predict)])
             start = time.perf_counter()
-            predicted = {os.path.splitext(os.path.basename(path))[0]: scored["logits"]
+            predicted = {os.path.splitext(os.path.basename(path))[0]: scored[0]["logits"]
                          for path, scored in scorer.score_all(files, config["n_threads"])}
             ours.append(time.perf_counter() - start)
             print(f"run {run}: extract + evaluate {baseline[-1]:.2f} s, predict {ours[-1]:.2f} s", file=sys.stderr)

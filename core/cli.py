@@ -14,8 +14,9 @@ import time
 import yaml
 
 from core.class_names import read_checkpoint_meta
-from core.config import ConfigError, add_config_arguments, add_kenshohara_arguments, config_from_args, required_paths
-from core.datasets import AnnotationError, load_annotations, training_set, validation_set
+from core.config import ConfigError, add_config_arguments, add_kenshohara_arguments, config_from_args
+from core.archs import arch_name
+from core.datasets import AnnotationError, load_annotations, read_once, training_set, validation_set
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader, TooManyBadClips
 from core.result_path import CheckpointWriteError, ResultPathBusy, claim_result_path, release_result_path
@@ -29,8 +30,7 @@ def _with_sets(args, *overrides):
 
 
 def _load(args, extra_required=(), training=False):
-    base = config_from_args(args, require_paths=())
-    config = config_from_args(args, require_paths=required_paths(base["modality"]) + extra_required)
+    config = config_from_args(args, also_require=extra_required)  # read once: its warnings are said once
     _check_n_classes(config, training)
     return config
 
@@ -95,9 +95,21 @@ def train_main(framework, engine_module, argv=None):
                      "inference is --no_train --inference --resume_path CKPT)")
     if args.no_train:
         return _inference(framework, engine_module, _load(args, ("resume_path",)), args.inference_no_average)
-    config = _load(args, training=True)
-    Engine = importlib.import_module(engine_module).Engine
     started = time.time()
+    # Config and data first, the framework after (its import takes seconds): the first line says what runs.
+    with read_once():  # the annotation JSON is parsed once for the label check and both sets
+        config = _load(args, training=True)
+        try:
+            train_set = training_set(config)
+            val_set = None if config["no_val"] else validation_set(config)
+        except AnnotationError as e:  # e.g. no video of a subset has frames
+            raise SystemExit(f"annotation error: {e}") from None
+    first_process = importlib.import_module(engine_module.rpartition(".")[0]).launched()[0] == 0
+    if first_process:
+        validation = f" (validation: {len(val_set.video_ids)} videos)" if val_set else ""
+        print(f"[{framework}] training {arch_name(config)}: {len(train_set)} clips{validation}, {config['n_epochs']} "
+              f"epochs -> {config['result_path']}; starting {framework}", flush=True)
+    Engine = importlib.import_module(engine_module).Engine
     try:
         engine = Engine(config)  # in a data-parallel launch, joins the other processes
         if writes(engine):
@@ -105,17 +117,16 @@ def train_main(framework, engine_module, argv=None):
         # Each process loads its share of every batch (core.loader.rank_share).
         share = dict(seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False,
                      rank=engine.rank, world_size=engine.world_size, max_bad_clips=config["max_bad_clips"])
-        train_loader = BatchLoader(training_set(config), config["batch_size"], shuffle=True, **share)
+        train_loader = BatchLoader(train_set, config["batch_size"], shuffle=True, **share)
         val_loader = None
-        if not config["no_val"]:
+        if val_set:
             # Validation runs no collective per step, so every clip is scored once even if ranks' steps differ.
-            val_loader = BatchLoader(validation_set(config), config["batch_size"], shuffle=False,
-                                     equal_steps=False, **share)
+            val_loader = BatchLoader(val_set, config["batch_size"], shuffle=False, equal_steps=False, **share)
         if writes(engine):
             _save_config(config, "opts.yaml")
             processes = f" x {engine.world_size} processes" if engine.world_size > 1 else ""
-            print(f"[{framework}] training {engine.arch} on {engine.device_name}{processes}: "
-                  f"{len(train_loader.dataset)} clips, {config['n_epochs']} epochs -> {config['result_path']}")
+            print(f"[{framework}] {framework} ready in {time.time() - started:.1f} s: {engine.arch} on "
+                  f"{engine.device_name}{processes}")
             for line in _weights_report(config):
                 print(f"[{framework}] {line}")
         history = fit(config, engine, train_loader, val_loader)

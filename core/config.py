@@ -62,6 +62,13 @@ SCHEMA = {
                          "(core.flow's 'image_{:05d}{}.jpg', file k = frame k -> k + 1; dense_flow "
                          "'flow_{}_{:05d}.jpg' with '{}' first); 'ms-zoo' reads the MindSpore zoo's "
                          "convert_rgb_to_flow.py folders aligned (same names, file k = frame k - 1 -> k)"),
+    "flow_method": Key(str, "tvl1", "optical-flow method that made the flow frames (core.flow --method); predict "
+                                    "computes a flow model's input with it", ("tvl1", "farneback", "dis")),
+    "flow_bound": Key(float, 20.0, "pixels the flow frames were clipped to before their 0..255 quantisation "
+                                   "(core.flow --bound); predict quantises with it"),
+    "flow_size": Key(int, 240, "short side that larger frames were shrunk to before their flow was computed "
+                               "(core.extract_frames --size, whose frames core.flow reads); predict shrinks the "
+                               "decoded frames alike; 0 keeps every size"),
     "sample_size": Key(int, 112, "height and width of the clips fed to the model"),
     "sample_duration": Key(int, 16, "frames per clip"),
     "sample_t_stride": Key(int, 1, "temporal stride between sampled frames"),
@@ -156,6 +163,7 @@ RANGES = {
     "mixup_alpha": _AT_LEAST_0, "cutmix_alpha": _AT_LEAST_0, "n_inference_clips": _AT_LEAST_0,
     "colorjitter": ("[brightness, contrast, saturation, hue], each at least 0, hue at most 0.5",
                     lambda v: len(v) == 4 and min(v) >= 0 and v[3] <= 0.5),
+    "flow_bound": _ABOVE_0, "flow_size": _AT_LEAST_0,
 }
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".gif", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv")
 
@@ -233,14 +241,14 @@ def parse_override(text):
         raise ConfigError(f"--set: {text!r} is not a valid YAML value ({problem})") from None
 
 
-def load_config(path=None, overrides=(), require_paths=None, base=None, base_source="<base>"):
+def load_config(path=None, overrides=(), require_paths=None, base=None, base_source="<base>", also_require=()):
     """Read a YAML config, apply `key=value` overrides and validate.
 
     `base` ({key: value}, e.g. the config stored in a checkpoint) replaces the defaults before the
     file and the overrides apply.
 
     `require_paths` names the path keys that must be set and exist on disk
-    (None: `required_paths(modality)`). Any other path that is set must exist,
+    (None: `required_paths(modality)` and `also_require`). Any other path that is set must exist,
     except the frames root of the modality the run does not read.
     """
     raw = {}
@@ -267,7 +275,7 @@ def load_config(path=None, overrides=(), require_paths=None, base=None, base_sou
         values[key] = SCHEMA[key].default if value is None and source == "--set" else _coerce(key, value, source)
         sources[key] = source
     if require_paths is None:
-        require_paths = required_paths(values["modality"])
+        require_paths = required_paths(values["modality"]) + tuple(also_require)
     for key in require_paths:
         if not values[key]:
             raise ConfigError(f"{where}: required key '{key}' is not set")
@@ -456,14 +464,15 @@ def describe_schema():
     return "\n".join(lines)
 
 
-def config_from_args(args, require_paths=None):
-    """Turn parsed `--config/--set` arguments into a Config; exit with a message on error."""
+def config_from_args(args, require_paths=None, also_require=()):
+    """Turn parsed `--config/--set` arguments into a Config (load_config's `require_paths`, `also_require`);
+    exit with a message on error."""
     if args.help_config:
         print(describe_schema())
         raise SystemExit(0)
     try:
         overrides = kenshohara_overrides(args) if hasattr(args, "root_path") else []
-        return load_config(args.config, [*overrides, *args.set], require_paths)
+        return load_config(args.config, [*overrides, *args.set], require_paths, also_require=also_require)
     except ConfigError as e:
         raise SystemExit(f"config error: {e}") from None
 

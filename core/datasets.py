@@ -20,6 +20,7 @@ is the motion from frame i to i + 1, so a segment ``[s, e)`` has the pairs
 The sets built from a config yield 2 x T x H x W flow (x, y) in [-1, 1];
 their horizontal flip negates x (core.spatial).
 """
+import contextlib
 import functools
 import json
 import os
@@ -33,7 +34,6 @@ from core.frames import (FLOW_TEMPLATE, RGB_TEMPLATE, FrameError, check_flow_ali
 from core.loader import TooManyBadClips
 from core.spatial import build_spatial
 from core.temporal import build_temporal
-from core.video_clips import VideoIndex, find_video_file
 
 
 # Training replaces an unreadable clip by another video's; this many draws may fail before the item does.
@@ -42,6 +42,34 @@ MAX_REPLACEMENTS = 10
 
 class AnnotationError(ValueError):
     """An annotation file that does not fit kenshohara's format."""
+
+
+# While read_once() is active: {(path, size, modification time): parsed JSON}; None otherwise.
+_parsed = None
+
+
+@contextlib.contextmanager
+def read_once():
+    """Within it, each annotation file is parsed once however many times it is loaded (training's start-up
+    loads its file for the label check, the training set and the validation set); nothing is kept after."""
+    global _parsed
+    _parsed = {}
+    try:
+        yield
+    finally:
+        _parsed = None
+
+
+def _read_json(path):
+    if _parsed is None:
+        with open(path) as f:
+            return json.load(f)
+    status = os.stat(path)
+    key = (os.path.abspath(path), status.st_size, status.st_mtime_ns)
+    if key not in _parsed:
+        with open(path) as f:
+            _parsed[key] = json.load(f)
+    return _parsed[key]
 
 
 def load_annotations(annotation_path, subset, folders=None):
@@ -53,8 +81,7 @@ def load_annotations(annotation_path, subset, folders=None):
     at <label>/<video_id>.
     """
     try:
-        with open(annotation_path) as f:
-            data = json.load(f)
+        data = _read_json(annotation_path)
         class_names = data["labels"]
         if not (isinstance(class_names, list) and all(isinstance(name, str) for name in class_names)):
             raise AnnotationError(f"{annotation_path}: 'labels' is {_short(class_names)}, expected a list of "
@@ -138,6 +165,7 @@ class VideoDataset:
                 label if label is not None else "test", video_id))
             n_frames = end_frame - first_frame - (modality == "flow")
             if frame_source == "video":  # the video file <video_path>/<label>/<video_id>.<ext> itself
+                from core.video_clips import find_video_file  # PyAV: imported by the runs that decode videos
                 video_dir = find_video_file(video_dir) or video_dir + ".<mp4|mkv|webm|avi|...>"
             if not (os.path.isfile if frame_source == "video" else os.path.isdir)(video_dir):
                 missing.append(video_dir)
@@ -184,6 +212,7 @@ class VideoDataset:
         """Frames `frame_indices` of video `video_index` through the spatial transform, as C x T x H x W."""
         video_dir = self.video_dirs[video_index]
         if self.frame_source == "video":
+            from core.video_clips import VideoIndex
             if video_index not in self.video_indices:
                 self.video_indices[video_index] = VideoIndex(video_dir)
             video = self.video_indices[video_index]

@@ -180,6 +180,12 @@ def unmarked_tree(frames_dirs):
     return not any(os.path.exists(os.path.join(frames_dir, MARKER)) for frames_dir in frames_dirs)
 
 
+def stored_size(frame, size=SIZE, upscale=False):
+    """A decoded frame at the size its JPEG is written: shrunk to a short side of `size` when larger (or
+    resized to it with `upscale`); 0 keeps every size. core.predict shrinks frames alike before their flow."""
+    return resize_short_side(frame, size) if upscale or min(frame.shape[:2]) > size else frame
+
+
 def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95, upscale=False):
     """Write a video's frames and the completion marker into a private folder, then rename it to frames_dir;
     return the count.
@@ -199,9 +205,7 @@ def extract_video(video_path, frames_dir, size=SIZE, fps=None, quality=95, upsca
     n_frames = 0
     try:
         for n_frames, frame in enumerate(iter_frames(video_path, fps), 1):
-            if upscale or min(frame.shape[:2]) > size:
-                frame = resize_short_side(frame, size)
-            image = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            image = cv2.cvtColor(stored_size(frame, size, upscale), cv2.COLOR_RGB2BGR)
             frame_path = os.path.join(temporary, FRAME_TEMPLATE.format(n_frames))
             if not cv2.imwrite(frame_path, image, [cv2.IMWRITE_JPEG_QUALITY, quality]):
                 raise OSError(f"{os.path.join(frames_dir, FRAME_TEMPLATE.format(n_frames))}: cannot write the frame")

@@ -45,6 +45,7 @@ is 1 when any failed.
 """
 import argparse
 import glob
+import itertools
 import os
 import shutil
 import sys
@@ -55,6 +56,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from core.config import SCHEMA
 from core.extract_frames import MARKER as FRAMES_MARKER
 from core.extract_frames import SIZE as VIDEO_SIZE
 from core.extract_frames import count_frames, is_finished, unmarked_tree
@@ -62,7 +64,7 @@ from core.frames import FLOW_TEMPLATE, NAMED_FLOW_TEMPLATES, RGB_TEMPLATE, flow_
 from core.names import printable
 from core.video import VideoError, iter_frames, resize_short_side
 
-METHODS = ("tvl1", "farneback", "dis")
+METHODS = SCHEMA["flow_method"].choices  # the config key that names the method of a flow model's frames
 DONE_MARKER = ".done"
 
 # Our keyword -> (keyword of cv2.optflow.DualTVL1OpticalFlow_create, OpenCV's default, meaning).
@@ -154,6 +156,31 @@ def output_dir(src, dst, video):
     return os.path.join(dst, video)
 
 
+def gray_frame(rgb, size=0):
+    """The grayscale uint8 frame the flow is computed on: short side resized to `size` (0: kept)."""
+    return cv2.cvtColor(resize_short_side(rgb, size), cv2.COLOR_RGB2GRAY)
+
+
+class FlowStream:
+    """Called with one grayscale frame after another, returns the quantised flow (H x W x 2 uint8, x and y)
+    from the previous frame to this one (None for the first): what compute_video writes as two JPEGs per
+    pair, and what predict computes in memory from decoded frames (core.predict)."""
+
+    def __init__(self, estimate, bound=20.0):
+        _check_bound(bound)
+        self.estimate, self.bound, self.previous = estimate, bound, None
+
+    def __call__(self, gray):
+        previous, self.previous = self.previous, gray
+        return None if previous is None else quantize(self.estimate(previous, gray), self.bound)
+
+
+def flow_images(gray_frames, estimate, bound=20.0):
+    """The FlowStream images of consecutive `gray_frames`, one per pair."""
+    stream = FlowStream(estimate, bound)
+    return (image for image in map(stream, gray_frames) if image is not None)
+
+
 def iter_gray_frames(path, size=None):
     """Grayscale uint8 frames of a frame folder or a video file, short side resized to `size` (0: keep).
 
@@ -167,7 +194,7 @@ def iter_gray_frames(path, size=None):
         rgb_frames = iter_frames(path)
         size = VIDEO_SIZE if size is None else size
     for rgb in rgb_frames:
-        yield cv2.cvtColor(resize_short_side(rgb, size), cv2.COLOR_RGB2GRAY)
+        yield gray_frame(rgb, size)
 
 
 def compute_video(src_path, out_dir, method="tvl1", size=None, template=FLOW_TEMPLATE,
@@ -179,20 +206,16 @@ def compute_video(src_path, out_dir, method="tvl1", size=None, template=FLOW_TEM
     os.makedirs(out_dir)
     estimate = flow_estimator(method, **(params or {}))
     jpeg = [cv2.IMWRITE_JPEG_QUALITY, quality]
+    gray_frames, first_pair = iter_gray_frames(src_path, size), 1
+    if template in NAMED_FLOW_TEMPLATES:  # the zoo's first file (pair 0): frame 1 against itself
+        first = next(gray_frames, None)
+        gray_frames, first_pair = itertools.chain([first, first] if first is not None else [], gray_frames), 0
     pairs = 0
-    prev = None
-    for gray in iter_gray_frames(src_path, size):
-        if prev is None and template in NAMED_FLOW_TEMPLATES:
-            prev = gray  # the zoo's first file: frame 1 against itself
-            pairs -= 1
-        if prev is not None:
-            pairs += 1
-            image = quantize(estimate(prev, gray), bound)
-            for axis, channel in (("x", 0), ("y", 1)):
-                name = os.path.join(out_dir, flow_frame_name(template, pairs, axis))
-                if not cv2.imwrite(name, image[:, :, channel], jpeg):
-                    raise OSError(f"{name}: cannot write the JPEG")
-        prev = gray
+    for pairs, image in enumerate(flow_images(gray_frames, estimate, bound), first_pair):
+        for axis, channel in (("x", 0), ("y", 1)):
+            name = os.path.join(out_dir, flow_frame_name(template, pairs, axis))
+            if not cv2.imwrite(name, image[:, :, channel], jpeg):
+                raise OSError(f"{name}: cannot write the JPEG")
     if pairs <= 0:
         raise VideoError(src_path, "fewer than 2 frames, no flow")
     with open(os.path.join(out_dir, DONE_MARKER), "w") as f:

@@ -35,6 +35,16 @@ def select(scores, video_ids, labels=None):
                   list(scores.class_names), scores.logits[index], scores.probs[index])
 
 
+def fused(rgb_logits, rgb_probs, flow_logits, flow_probs, method="softmax"):
+    """(logits, probs) of the two streams' video scores fused: evaluate --mode joint, core.fuse and predict
+    --mode joint all fuse here. The logits are summed; the probs are the mean of the two ('softmax') or the
+    softmax of the summed logits ('logits')."""
+    if method not in FUSION_METHODS:
+        raise ValueError(f"unknown fusion method {method!r}; choose from {', '.join(FUSION_METHODS)}")
+    logits = rgb_logits + flow_logits
+    return logits, (rgb_probs + flow_probs) / 2 if method == "softmax" else softmax(logits)
+
+
 def fuse(rgb, flow, method="softmax"):
     """Fused Scores of the same videos (in rgb's order): mean of probs, or sum of logits.
 
@@ -42,8 +52,6 @@ def fuse(rgb, flow, method="softmax"):
     rank the classes, are the mean of the two softmax scores ('softmax') or
     the softmax of the summed logits ('logits').
     """
-    if method not in FUSION_METHODS:
-        raise ValueError(f"unknown fusion method {method!r}; choose from {', '.join(FUSION_METHODS)}")
     if list(rgb.class_names) != list(flow.class_names):
         differ = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(rgb.class_names, flow.class_names)) if a != b]
         raise ValueError(f"RGB and flow scores have different classes ({len(rgb.class_names)} vs "
@@ -59,8 +67,7 @@ def fuse(rgb, flow, method="softmax"):
         disagree = [video_id for video_id, bad in zip(rgb.video_ids, conflict) if bad]
         raise ValueError(f"RGB and flow scores disagree on the labels of {_some(disagree)}")
     labels = np.where(rgb.labels >= 0, rgb.labels, flow.labels)
-    logits = rgb.logits + flow.logits
-    probs = (rgb.probs + flow.probs) / 2 if method == "softmax" else softmax(logits)
+    logits, probs = fused(rgb.logits, rgb.probs, flow.logits, flow.probs, method)
     return Scores(list(rgb.video_ids), labels, list(rgb.class_names), logits, probs.astype(np.float32))
 
 

@@ -9,6 +9,14 @@ sample_t_stride; or MMAction2's views with n_inference_clips / inference_crop th
 as in core.evaluation. The one step evaluation has in addition is the JPEG round trip of
 extract_frames (and its resize, when the video's short side is not already its --size).
 
+A flow model (--mode flow, or the flow half of --mode joint) gets the optical flow of the decoded
+frames, computed as core.extract_frames + core.flow make a flow model's training frames: frames shrunk
+to flow_size, grayscale, flow_method (TV-L1 by default) between consecutive frames, each component
+clipped to +-flow_bound and quantised to 0..255 (core.flow.FlowStream, the code core.flow writes its
+JPEGs with), then the evaluation preprocessing of flow (to [-1, 1]). Windows slide over the N - 1 pairs
+of N frames. --mode joint fuses the two models' video scores with core.fuse.fused, as evaluate --mode
+joint does. What evaluate has in addition are the JPEG round trips of the frames and of the flow.
+
 The config is the one stored in the checkpoint (core.class_names), overridden by --config and --set;
 a checkpoint without one (a community file) is run with the architecture its shapes imply.
 """
@@ -30,7 +38,9 @@ from core import archs
 from core.checkpoints import read_checkpoint
 from core.class_names import LabelsError, class_names_for, read_checkpoint_meta
 from core.config import PATH, SCHEMA, ConfigError, load_config
-from core.extract_frames import is_video_file
+from core.extract_frames import is_video_file, stored_size
+from core.fuse import FUSION_METHODS, fused
+from core.flow import FlowStream, flow_estimator, gray_frame
 from core.spatial import build_spatial
 from core.state_dict import StateDictMismatch
 from core.temporal import build_temporal
@@ -86,35 +96,69 @@ def predict_config(resume_path, config_path, overrides, stored_config):
                        base=base, base_source=source)
 
 
-class VideoScorer:
-    """Decode a video file and score its sliding windows with `predict` (numpy clips -> logits)."""
+def _clip(spatial, stream, window):
+    """spatial.load with a reader that hands back the stream's frames (already through the first transform),
+    as a C x T x H x W float32 clip."""
+    clip = spatial.load(lambda reduction, each: np.stack([stream.items[i - 1] for i in window]), stream.size)
+    return np.ascontiguousarray(clip.transpose(3, 0, 1, 2), dtype=np.float32)
 
-    def __init__(self, config, predict):
-        if config["modality"] != "rgb":
-            raise ConfigError(f"{config.source}: predict classifies RGB videos; this model is for "
-                              f"modality {config['modality']}")
-        self.predict = predict
-        self.spatial = build_spatial(config, train=False, inference=True)
-        self.temporal = build_temporal(config, train=False, inference=True)
-        self.batch_size = config["inference_batch_size"] or config["batch_size"]
+
+class _Stream:
+    """One model's input from decoded frames: the RGB frames, or the optical flow between them, each through
+    the first spatial transform (the short-side resize) as it comes."""
+
+    def __init__(self, config):
+        self.first_transform = build_spatial(config, train=False, inference=True).transforms[0]
+        self.items, self.size = [], None
+        self.flow = None
+        if config["modality"] == "flow":
+            # What core.extract_frames stores (shrunk to flow_size), grayscale, flow_method, quantised to
+            # 0..255 over +-flow_bound: the images core.flow writes, without their JPEG round trips.
+            self.flow_size = config["flow_size"]
+            self.flow = FlowStream(flow_estimator(config["flow_method"]), config["flow_bound"])
+
+    def add(self, frame):
+        if self.flow is not None:
+            frame = self.flow(gray_frame(stored_size(frame, self.flow_size)))
+            if frame is None:  # the first frame: no pair yet
+                return
+        if self.size is None:
+            # Inference's first transform (Scale) depends on the frame size only: applied to each frame
+            # as it is decoded, so full-size frames are never kept (as spatial.load does).
+            self.size = frame.shape[:2]
+            self.resize = self.first_transform.region(*self.size)
+            self.resize.check(*self.size)
+        self.items.append(self.resize(frame))
+
+
+class VideoScorer:
+    """Decode a video file once and score the sliding windows of each model's stream: `models` is a list of
+    (config, predict), predict mapping numpy clips to logits; an RGB model gets the frames, a flow model
+    (modality flow) the optical flow computed from them (core.flow, as the config's flow_* keys say)."""
+
+    def __init__(self, models):
+        self.models = []
+        for config, predict in models:
+            self.models.append((config, predict, build_spatial(config, train=False, inference=True),
+                                build_temporal(config, train=False, inference=True),
+                                config["inference_batch_size"] or config["batch_size"]))
 
     def frames(self, path):
-        """(frames after the first spatial step, the source frame size, frames per second)."""
-        resize, frames, size, fps = None, [], None, 25.0
+        """([each model's _Stream of the video], frames per second)."""
+        streams, fps = [_Stream(config) for config, *_ in self.models], 25.0
         for fps, frame in iter_frames_with_rate(path):
-            if resize is None:
-                # Inference's first transform (Scale) depends on the frame size only: applied to each
-                # frame as it is decoded, so full-size frames are never kept (as spatial.load does).
-                size = frame.shape[:2]
-                resize = self.spatial.transforms[0].region(*size)
-                resize.check(*size)
-            frames.append(resize(frame))
-        return frames, size, fps
+            for stream in streams:
+                stream.add(frame)
+        for (config, *_), stream in zip(self.models, streams):
+            if config["modality"] == "flow" and not stream.items:
+                raise VideoError(path, "fewer than 2 frames, no optical flow")
+        return streams, fps
 
     def score(self, path):
-        """{"windows": [(first frame, last frame) 1-based], "logits": n_windows x n_classes, "fps", "n_frames"};
-        with inference_crop three, one window and row per view (each window three times)."""
-        return self._score_frames(*self.frames(path))
+        """Per model, {"windows": [(first, last) 1-based frames, or flow pairs], "logits": n_windows x n_classes,
+        "fps", "n_frames", "modality"}; with inference_crop three, one window and row per view (each window three
+        times)."""
+        return self._score_streams(*self.frames(path))
 
     def score_all(self, paths, workers=0):
         """Yield (path, score(path) or the VideoError it raised) in order; `workers` threads decode the next
@@ -126,7 +170,7 @@ class VideoScorer:
                 return error
 
         def scored(decoded):
-            return decoded if isinstance(decoded, VideoError) else self._score_frames(*decoded)
+            return decoded if isinstance(decoded, VideoError) else self._score_streams(*decoded)
 
         if workers < 1:
             yield from ((path, scored(decode(path))) for path in paths)
@@ -142,23 +186,23 @@ class VideoScorer:
                 done, future = pending.popleft()
                 yield done, scored(future.result())
 
-    def _score_frames(self, frames, size, fps):
-        clips = self.temporal(list(range(1, len(frames) + 1)))
+    def _score_streams(self, streams, fps):
+        return [self._score(model, stream, fps) for model, stream in zip(self.models, streams)]
+
+    @staticmethod
+    def _score(model, stream, fps):
+        config, predict, spatial, temporal, batch_size = model
+        windows = temporal(list(range(1, len(stream.items) + 1)))
         # One row per view (three per window with inference_crop three): the mean of their softmax is the
         # video's score, as in evaluation.
-        windows = [window for window in clips for _ in range(self.spatial.n_views)]
-        logits, step = [], max(1, self.batch_size // self.spatial.n_views)
-        for begin in range(0, len(clips), step):
-            batch = [view for window in clips[begin:begin + step]
-                     for view in self.spatial.split(self._clip(frames, size, window))]
-            logits.append(np.asarray(self.predict(np.stack(batch)), np.float64))
-        return {"windows": [(min(w), max(w)) for w in windows], "logits": np.concatenate(logits),
-                "fps": fps, "n_frames": len(frames)}
-
-    def _clip(self, frames, size, window):
-        # spatial.load with a reader that hands back the frames already through the first transform.
-        clip = self.spatial.load(lambda reduction, each: np.stack([frames[i - 1] for i in window]), size)
-        return np.ascontiguousarray(clip.transpose(3, 0, 1, 2), dtype=np.float32)
+        logits, step = [], max(1, batch_size // spatial.n_views)
+        for begin in range(0, len(windows), step):
+            batch = [view for window in windows[begin:begin + step]
+                     for view in spatial.split(_clip(spatial, stream, window))]
+            logits.append(np.asarray(predict(np.stack(batch)), np.float64))
+        rows = [window for window in windows for _ in range(spatial.n_views)]
+        return {"windows": [(min(w), max(w)) for w in rows], "logits": np.concatenate(logits),
+                "fps": fps, "n_frames": len(stream.items), "modality": config["modality"]}
 
 
 def _video_key(path):
@@ -194,28 +238,50 @@ def _timeline_name(path, used):
     return name
 
 
-def write_timeline(directory, name, video, scored, class_names, top_k):
-    """<name>.json: every window's start/end in seconds and class probabilities; <name>.png: the
-    probabilities of the classes that reach the top `top_k` somewhere, over time."""
-    probs = metrics.softmax(scored["logits"])
-    fps = scored["fps"]
-    windows = [{"start": (first - 1) / fps, "end": last / fps, "frames": [first, last],
-                "scores": [round(float(p), 6) for p in row]} for (first, last), row in zip(scored["windows"], probs)]
-    record = {"video": video, "fps": fps, "n_frames": scored["n_frames"], "class_names": class_names,
-              "windows": windows}
+def _timeline_windows(scored, probs):
+    """Every window's start and end in seconds and its class probabilities. A flow window of pairs
+    first..last (pair k: the motion from frame k to k + 1) spans frames first..last + 1."""
+    fps, pairs = scored["fps"], scored["modality"] == "flow"
+    windows = []
+    for (first, last), row in zip(scored["windows"], probs):
+        window = {"start": (first - 1) / fps, "end": (last + pairs) / fps, "frames": [first, last + pairs]}
+        if pairs:
+            window["pairs"] = [first, last]
+        window["scores"] = [round(float(p), 6) for p in row]
+        windows.append(window)
+    return windows
+
+
+def write_timeline(directory, name, video, streams, class_names, top_k, fusion=None):
+    """<name>.json: every window's start/end in seconds and class probabilities ("windows"; in joint mode the
+    RGB model's, and the flow model's as "flow_windows"); <name>.png: the probabilities of the classes that
+    reach the top `top_k` somewhere, over time (the flow model's dashed)."""
+    probs = [metrics.softmax(scored["logits"]) for scored in streams]
+    windows = [_timeline_windows(scored, p) for scored, p in zip(streams, probs)]
+    first = streams[0]
+    record = {"video": video, "fps": first["fps"], "n_frames": first["n_frames"] + (first["modality"] == "flow"),
+              "class_names": class_names, "windows": windows[0]}
+    if fusion:
+        record.update({"flow_windows": windows[1], "fusion": fusion})
     os.makedirs(directory, exist_ok=True)
     json_path = os.path.join(directory, f"{name}.json")
     atomic_write(json_path, lambda tmp: open(tmp, "w").write(json.dumps(record)))
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    shown = sorted(set(np.argsort(-probs, axis=1, kind="stable")[:, :min(top_k, len(class_names))].ravel().tolist()))
+    k = min(top_k, len(class_names))
+    shown = sorted(set(np.concatenate([np.argsort(-p, axis=1, kind="stable")[:, :k].ravel() for p in probs]).tolist()))
     figure = Figure(figsize=(8, 3.2))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    centres = [(w["start"] + w["end"]) / 2 for w in windows]
-    for c in shown:
-        axes.step(centres, probs[:, c], where="mid", marker="o", markersize=3, label=class_names[c])
+    colours = {c: f"C{i % 10}" for i, c in enumerate(shown)}
+    for scored, p, stream_windows in zip(streams, probs, windows):
+        centres = [(w["start"] + w["end"]) / 2 for w in stream_windows]
+        flow = scored["modality"] == "flow"
+        for c in shown:
+            axes.step(centres, p[:, c], where="mid", marker="o", markersize=3, color=colours[c],
+                      linestyle="--" if flow and fusion else "-",
+                      label=class_names[c] + (f" ({scored['modality']})" if fusion else ""))
     axes.set_ylim(0, 1.02)
     axes.set_xlabel("time (s, window centre)")
     axes.set_ylabel("probability")
@@ -225,6 +291,33 @@ def write_timeline(directory, name, video, scored, class_names, top_k):
     png_path = os.path.join(directory, f"{name}.png")
     atomic_write(png_path, lambda tmp: figure.savefig(tmp, dpi=100, format="png"))
     return json_path, png_path
+
+
+def _load_model(path, modality, args, engine_module):
+    """(config, predict, class names) of the checkpoint at `path`, its config's modality set to `modality`
+    (None: the checkpoint's own); errors end the run with one line."""
+    try:
+        meta = {"class_names": None, "config": None} if is_onnx(path) else read_checkpoint_meta(path)
+        config = predict_config(path, args.config, [*args.set, *([f"modality={modality}"] if modality else [])],
+                                meta["config"])
+    except ConfigError as error:
+        raise SystemExit(f"config error: {error}") from None
+    except (OSError, ValueError, pickle.UnpicklingError) as error:  # unreadable, foreign or unsafe checkpoint
+        raise SystemExit(f"cannot predict: {path}: {error}") from None
+    try:
+        class_names = class_names_for(meta["class_names"], args.labels, config["n_classes"],
+                                      log=lambda line: print(line, file=sys.stderr))
+        if is_onnx(path):
+            from core.onnx_predictor import build_onnx_predictor
+            try:
+                predict = build_onnx_predictor(path)
+            except (RuntimeError, OSError) as error:  # no onnxruntime, no such file, not an ONNX model
+                raise SystemExit(f"cannot predict: {error}") from None
+        else:
+            predict = importlib.import_module(engine_module).build_predictor(config)
+    except (LabelsError, ConfigError, StateDictMismatch, WeightsFileError) as error:
+        raise SystemExit(f"cannot predict: {error}") from None
+    return config, predict, class_names
 
 
 def predict_main(framework, engine_module, argv=None):
@@ -240,8 +333,19 @@ def predict_main(framework, engine_module, argv=None):
                         help="video files, or folders walked recursively")
     parser.add_argument("--resume_path", required=True,
                         help="checkpoint to run (any format convert reads), or an .onnx file of python -m "
-                             "convert.export (then give its --config and --labels: an .onnx stores neither)")
-    parser.add_argument("--config", help="YAML config overriding the one stored in the checkpoint")
+                             "convert.export (then give its --config and --labels: an .onnx stores neither); "
+                             "the RGB model in --mode joint")
+    parser.add_argument("--mode", choices=("rgb", "flow", "joint"), default=None,
+                        help="rgb: classify the frames; flow: the optical flow computed from them (the config's "
+                             "flow_method, flow_bound, flow_size: as core.extract_frames + core.flow made the flow "
+                             "model's frames); joint: both models, --resume_path (RGB) and --flow_resume_path "
+                             "(flow), their scores fused as evaluate --mode joint does (default: the checkpoint's "
+                             "modality)")
+    parser.add_argument("--flow_resume_path", help="checkpoint of the flow model (--mode joint)")
+    parser.add_argument("--fusion", choices=FUSION_METHODS, default="softmax",
+                        help="joint mode: mean of softmax scores (default) or sum of logits")
+    parser.add_argument("--config", help="YAML config overriding the one stored in the checkpoint (both "
+                                         "checkpoints' in joint mode)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (e.g. inference_stride=8); repeatable")
     parser.add_argument("--topk", type=int, help="classes printed / written per video (default: output_topk)")
@@ -252,30 +356,23 @@ def predict_main(framework, engine_module, argv=None):
     parser.add_argument("--labels", help="class names when the checkpoint has none (one per line, or an "
                                          "annotation JSON); overrides the checkpoint's")
     args = parser.parse_args(argv)
-    try:
-        meta = {"class_names": None, "config": None} if is_onnx(args.resume_path) else \
-            read_checkpoint_meta(args.resume_path)
-        config = predict_config(args.resume_path, args.config, args.set, meta["config"])
-    except ConfigError as error:
-        raise SystemExit(f"config error: {error}") from None
-    except (OSError, ValueError, pickle.UnpicklingError) as error:  # unreadable, foreign or unsafe checkpoint
-        raise SystemExit(f"cannot predict: {args.resume_path}: {error}") from None
-    try:
-        class_names = class_names_for(meta["class_names"], args.labels, config["n_classes"],
-                                      log=lambda line: print(line, file=sys.stderr))
-        if is_onnx(args.resume_path):
-            from core.onnx_predictor import build_onnx_predictor
-            try:
-                predict = build_onnx_predictor(args.resume_path)
-            except (RuntimeError, OSError) as error:  # no onnxruntime, no such file, not an ONNX model
-                raise SystemExit(f"cannot predict: {error}") from None
-        else:
-            predict = importlib.import_module(engine_module).build_predictor(config)
-        scorer = VideoScorer(config, predict)
-    except (LabelsError, ConfigError) as error:
-        raise SystemExit(f"cannot predict: {error}") from None
-    except (StateDictMismatch, WeightsFileError) as error:
-        raise SystemExit(f"cannot predict: {error}") from None
+    joint = args.mode == "joint"
+    if args.flow_resume_path and not joint:
+        parser.error("--flow_resume_path is for --mode joint (with --mode rgb or flow, give the checkpoint as "
+                     "--resume_path)")
+    if joint and not args.flow_resume_path:
+        parser.error("--mode joint needs --flow_resume_path, the checkpoint of the flow model (--resume_path is "
+                     "the RGB model)")
+    models = [_load_model(args.resume_path, "rgb" if joint else args.mode, args, engine_module)]
+    if joint:
+        models.append(_load_model(args.flow_resume_path, "flow", args, engine_module))
+        (_, _, rgb_names), (_, _, flow_names) = models
+        if rgb_names != flow_names:
+            raise SystemExit(f"cannot predict: {args.resume_path} and {args.flow_resume_path} have different "
+                             f"classes ({len(rgb_names)}: {rgb_names[:5]}{' ...' * (len(rgb_names) > 5)} vs "
+                             f"{len(flow_names)}: {flow_names[:5]}{' ...' * (len(flow_names) > 5)})")
+    config, _, class_names = models[0]
+    scorer = VideoScorer([(model_config, predict) for model_config, predict, _ in models])
     top_k = args.topk or config["output_topk"]
     top_k = top_k if top_k > 0 else len(class_names)  # kenshohara: output_topk <= 0 means every class
     videos, missing = find_videos(args.inputs)
@@ -286,14 +383,20 @@ def predict_main(framework, engine_module, argv=None):
             failed.append((path, scored.reason))
             print(f"skipped {path}: {scored.reason}", file=sys.stderr)
             continue
-        probs = metrics.softmax(scored["logits"]).mean(0)
+        stream_probs = [metrics.softmax(stream["logits"]).mean(0) for stream in scored]
+        if joint:
+            (rgb, flow), (rgb_probs, flow_probs) = scored, stream_probs
+            _, probs = fused(rgb["logits"].mean(0), rgb_probs, flow["logits"].mean(0), flow_probs, args.fusion)
+            windows = f"rgb {len(rgb['windows'])} windows, flow {len(flow['windows'])} windows"
+        else:
+            probs, windows = stream_probs[0], f"{len(scored[0]['windows'])} windows"
         key = _video_key(path)
         results[key] = probs
         top = np.argsort(-probs, kind="stable")[:min(top_k, len(class_names))]
-        print(f"{key}: " + ", ".join(f"{class_names[c]} {probs[c]:.4f}" for c in top)
-              + f"  ({len(scored['windows'])} windows)")
+        print(f"{key}: " + ", ".join(f"{class_names[c]} {probs[c]:.4f}" for c in top) + f"  ({windows})")
         if args.timeline:
-            write_timeline(args.timeline, _timeline_name(path, used_names), key, scored, class_names, top_k)
+            write_timeline(args.timeline, _timeline_name(path, used_names), key, scored, class_names, top_k,
+                           args.fusion if joint else None)
     if args.output:
         write_results(args.output, results, class_names, top_k)
     if failed:

@@ -207,22 +207,24 @@ def test_kenshohara_colorjitter_flag_is_his_no_op(capsys):
 
 
 def test_predict_scores_the_same_views():
-    from core.predict import VideoScorer
+    from core.predict import VideoScorer, _clip, _Stream
 
     def predict(x):
         return np.stack([x.mean(axis=(1, 2, 3, 4)), x[..., :8].mean(axis=(1, 2, 3, 4))], 1)
 
-    def scorer(*overrides):
-        return VideoScorer(load_config(None, ["sample_size=32", "sample_duration=4", "batch_size=4",
-                                              "n_inference_clips=3", *overrides], require_paths=()), predict)
+    def model(*overrides):
+        config = load_config(None, ["sample_size=32", "sample_duration=4", "batch_size=4", "n_inference_clips=3",
+                                    *overrides], require_paths=())
+        stream = _Stream(config)
+        for frame in raw:
+            stream.add(frame)
+        return VideoScorer([(config, predict)]).models[0], stream
 
     rng = np.random.default_rng(0)
     raw = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(9)]
-    three, whole = scorer("inference_crop=three"), scorer("inference_crop=nocrop")
-    scale = three.spatial.transforms[0].region(48, 64)
-    scored = three._score_frames([scale(frame) for frame in raw], (48, 64), 25.0)
+    (three, stream), (whole, _) = model("inference_crop=three"), model("inference_crop=nocrop")
+    scored = VideoScorer._score(three, stream, 25.0)
     assert scored["windows"] == [(1, 4)] * 3 + [(3, 6)] * 3 + [(6, 9)] * 3
-    clips = [whole._clip([scale(frame) for frame in raw], (48, 64), window) for window in ([1, 2, 3, 4], [3, 4, 5, 6],
-                                                                                          [6, 7, 8, 9])]
+    clips = [_clip(whole[2], stream, window) for window in ([1, 2, 3, 4], [3, 4, 5, 6], [6, 7, 8, 9])]
     expected = predict(np.stack([clip[..., left:left + 32] for clip in clips for left in (0, 10, 5)]))
     assert np.abs(scored["logits"] - expected).max() < 1e-6

@@ -18,3 +18,10 @@ if platform.machine().lower() in ("x86_64", "amd64"):
 # export.py writes these (DST extension -> the runtime that runs the file, convert/run_export.py).
 EXPORT_TARGETS = {".mindir": "mindspore"}
 NATIVE_FORMAT = "ckpt"
+
+
+# Read from the environment without the framework: core.cli prints its first line before importing it.
+def launched():
+    """(rank, world size, device index) of this process; (0, 1, 0) when not started by msrun."""
+    return tuple(int(os.environ.get(name, default)) for name, default in
+                 (("RANK_ID", "0"), ("RANK_SIZE", "1"), ("DEVICE_ID", "0")))

@@ -4,17 +4,11 @@ msrun gives each process RANK_ID, RANK_SIZE and DEVICE_ID; `init` joins them
 (HCCL on Ascend, NCCL on GPUs, MindSpore's own collectives on CPU) and sets
 the data-parallel mode with averaged gradients.
 """
-import os
-
 import mindspore as ms
 import numpy as np
 from mindspore import communication, ops
 
-
-def launched():
-    """(rank, world size, device index) of this process; (0, 1, 0) when not started by msrun."""
-    return tuple(int(os.environ.get(name, default)) for name, default in
-                 (("RANK_ID", "0"), ("RANK_SIZE", "1"), ("DEVICE_ID", "0")))
+from backends.mindspore import launched  # framework-free: core.cli asks it before the import
 
 
 def init():

@@ -42,3 +42,10 @@ if platform.machine().lower() in ("x86_64", "amd64") and (cpu_type := mkl_cpu_ty
 # export.py writes these (DST extension -> the runtime that runs the file, convert/run_export.py).
 EXPORT_TARGETS = {".json": "paddle"}
 NATIVE_FORMAT = "pdparams"
+
+
+# Read from the environment without the framework: core.cli prints its first line before importing it.
+def launched():
+    """(rank, world size, GPU index) of this process; (0, 1, 0) when not started by the launcher."""
+    return tuple(int(os.environ.get(name, default).split(",")[0]) for name, default in
+                 (("PADDLE_TRAINER_ID", "0"), ("PADDLE_TRAINERS_NUM", "1"), ("FLAGS_selected_gpus", "0")))

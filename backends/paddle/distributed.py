@@ -3,16 +3,10 @@
 The launcher gives each process PADDLE_TRAINER_ID, PADDLE_TRAINERS_NUM and
 FLAGS_selected_gpus; `init` joins them (NCCL on GPUs, Gloo on CPU).
 """
-import os
-
 import paddle
 import paddle.distributed as dist
 
-
-def launched():
-    """(rank, world size, GPU index) of this process; (0, 1, 0) when not started by the launcher."""
-    return tuple(int(os.environ.get(name, default).split(",")[0]) for name, default in
-                 (("PADDLE_TRAINER_ID", "0"), ("PADDLE_TRAINERS_NUM", "1"), ("FLAGS_selected_gpus", "0")))
+from backends.paddle import launched  # framework-free: core.cli asks it before the import
 
 
 def init():

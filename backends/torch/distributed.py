@@ -3,16 +3,10 @@
 torchrun gives each process RANK, WORLD_SIZE and LOCAL_RANK; `init` joins
 them in one process group.
 """
-import os
-
 import torch
 import torch.distributed as dist
 
-
-def launched():
-    """(rank, world size, GPU index) of this process; (0, 1, 0) when not started by torchrun."""
-    return tuple(int(os.environ.get(name, default)) for name, default in
-                 (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
+from backends.torch import launched  # framework-free: core.cli asks it before the import
 
 
 def init():
