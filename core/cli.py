@@ -106,7 +106,7 @@ def train_main(framework, engine_module, argv=None):
             raise SystemExit(f"annotation error: {e}") from None
     first_process = importlib.import_module(engine_module.rpartition(".")[0]).launched()[0] == 0
     if first_process:
-        validation = f" (validation: {len(val_set.video_ids)} videos)" if val_set else ""
+        validation = f" (validation: {len(val_set.video_ids)} videos)" if val_set is not None else ""
         print(f"[{framework}] training {arch_name(config)}: {len(train_set)} clips{validation}, {config['n_epochs']} "
               f"epochs -> {config['result_path']}; starting {framework}", flush=True)
     Engine = importlib.import_module(engine_module).Engine
@@ -119,7 +119,7 @@ def train_main(framework, engine_module, argv=None):
                      rank=engine.rank, world_size=engine.world_size, max_bad_clips=config["max_bad_clips"])
         train_loader = BatchLoader(train_set, config["batch_size"], shuffle=True, **share)
         val_loader = None
-        if val_set:
+        if val_set is not None:
             # Validation runs no collective per step, so every clip is scored once even if ranks' steps differ.
             val_loader = BatchLoader(val_set, config["batch_size"], shuffle=False, equal_steps=False, **share)
         if writes(engine):
