@@ -191,7 +191,6 @@ def test_a_backbone_only_file_fine_tunes_with_a_fresh_head_in_every_backend(tmp_
     assert sorted(checkpoint.state) == sorted(name for name in model.state_dict()
                                               if not name.startswith("fc_cls.") and "num_batches" not in name)
 
-    clip = np.random.default_rng(4).standard_normal((2, 3, 5, 32, 32)).astype(np.float32)
     overrides = archs.get("ir_csn_50").config_overrides(dict(widen_factor=0.125))
     for backend in BACKENDS:
         config = load_config(None, overrides + [f"pretrain_path={path}", "n_classes=7", "device=cpu"], ())
