@@ -170,7 +170,15 @@ class BatchLoader:
             # never the deep-learning framework the parent may have imported.
             method = "fork" if sys.platform.startswith("linux") else None
             context = multiprocessing.get_context(method)
-            self._pool = context.Pool(self.n_workers, _init_worker, (self.dataset,))
+            import cv2
+            # OpenCV's thread pool must not be running across the fork (e.g. after TV-L1 in this process): the
+            # children's first OpenCV call, their setNumThreads, would wait forever on its copied locks.
+            threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+            try:
+                self._pool = context.Pool(self.n_workers, _init_worker, (self.dataset,))
+            finally:
+                cv2.setNumThreads(threads)
             self._finalizer = weakref.finalize(self, _stop_pool, self._pool)
         return self._pool
 
