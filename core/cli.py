@@ -104,7 +104,8 @@ def train_main(framework, engine_module, argv=None):
             val_set = None if config["no_val"] else validation_set(config)
         except AnnotationError as e:  # e.g. no video of a subset has frames
             raise SystemExit(f"annotation error: {e}") from None
-    first_process = importlib.import_module(f"backends.{framework}").launched()[0] == 0
+    package = engine_module.rpartition(".")[0] or f"backends.{framework}"  # a test gives a bare fake engine
+    first_process = importlib.import_module(package).launched()[0] == 0
     if first_process:
         validation = f" (validation: {len(val_set.video_ids)} videos)" if val_set is not None else ""
         print(f"[{framework}] training {arch_name(config)}: {len(train_set)} clips{validation}, {config['n_epochs']} "
