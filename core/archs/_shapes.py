@@ -39,3 +39,16 @@ def widen_factor(pairs):
         if all(scaled(base, candidate) == channels for channels, base in pairs):
             return candidate
     return low  # inconsistent widths: the shape check that follows lists them
+
+
+def resnet3d_kwargs(shapes, stem, planes):
+    """widen_factor, n_classes and n_input_channels of MMAction2's ResNet3d tree (I3D-ResNet, CSN) from its
+    stem's and stages' widths, `fc_cls` and conv1; dropout leaves no trace in the weights."""
+    probes = [("conv1.conv.weight", stem)] + [(f"layer{stage}.0.conv1.conv.weight", base)
+                                              for stage, base in enumerate(planes, start=1)]
+    kwargs = {"widen_factor": widen_factor([(shapes[name][0], base) for name, base in probes if name in shapes])}
+    if "fc_cls.weight" in shapes:
+        kwargs["n_classes"] = shapes["fc_cls.weight"][0]
+    if "conv1.conv.weight" in shapes:
+        kwargs["n_input_channels"] = shapes["conv1.conv.weight"][1]
+    return kwargs

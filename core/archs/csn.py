@@ -23,7 +23,7 @@ training option, not part of the tree. `resnet_widen_factor` scales every width 
 from core.archs import WIDEN_FACTOR, ArchSpec, register
 from core.archs.resnet import EXPANSION as RESNET_EXPANSION, INPLANES
 from core.archs.i3d import OPTIONS as I3D_OPTIONS
-from core.archs._shapes import batchnorm, conv, scaled, widen_factor
+from core.archs._shapes import batchnorm, conv, resnet3d_kwargs, scaled
 
 DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 MODES = ("ip", "ir")
@@ -91,15 +91,7 @@ def _shapes(spec, n_classes, n_input_channels, widen_factor, dropout):
 
 
 def _infer(spec, shapes):
-    """widen_factor from the stem's and the stages' widths; dropout leaves no trace in the weights."""
-    probes = [("conv1.conv.weight", STEM)] + [(f"layer{stage}.0.conv1.conv.weight", base)
-                                              for stage, base in enumerate(PLANES, start=1)]
-    kwargs = {"widen_factor": widen_factor([(shapes[name][0], base) for name, base in probes if name in shapes])}
-    if "fc_cls.weight" in shapes:
-        kwargs["n_classes"] = shapes["fc_cls.weight"][0]
-    if "conv1.conv.weight" in shapes:
-        kwargs["n_input_channels"] = shapes["conv1.conv.weight"][1]
-    return kwargs
+    return resnet3d_kwargs(shapes, STEM, PLANES)
 
 
 def _identify(shapes):

@@ -36,7 +36,7 @@ A clip needs at least 5 frames (pool2 meets 2 time steps), and non-local blocks 
 layer3 (a 32 x 32 clip has them).
 """
 from core.archs import WIDEN_FACTOR, ArchSpec, Option, register
-from core.archs._shapes import batchnorm, conv, scaled, widen_factor
+from core.archs._shapes import batchnorm, conv, resnet3d_kwargs, scaled
 from core.archs.i3d import OPTIONS as I3D_OPTIONS
 
 LAYERS = (3, 4, 6, 3)
@@ -134,13 +134,7 @@ def _shapes(spec, n_classes, n_input_channels, widen_factor, inflate_mode, non_l
 
 def _infer(spec, shapes):
     """Builder kwargs of the shapes; dropout leaves no trace in the weights."""
-    probes = [("conv1.conv.weight", STEM)] + [(f"layer{stage}.0.conv1.conv.weight", base)
-                                              for stage, base in enumerate(PLANES, start=1)]
-    kwargs = {"widen_factor": widen_factor([(shapes[name][0], base) for name, base in probes if name in shapes])}
-    if HEAD[0] in shapes:
-        kwargs["n_classes"] = shapes[HEAD[0]][0]
-    if "conv1.conv.weight" in shapes:
-        kwargs["n_input_channels"] = shapes["conv1.conv.weight"][1]
+    kwargs = resnet3d_kwargs(shapes, STEM, PLANES)
     conv1, conv2 = shapes.get("layer1.0.conv1.conv.weight", ()), shapes.get("layer1.0.conv2.conv.weight", ())
     kwargs["inflate_mode"] = 2 if conv1[2:3] == (3,) else 1 if conv2[2:3] == (3,) else 0
     kwargs["non_local"] = any(".non_local_block." in name for name in shapes)
