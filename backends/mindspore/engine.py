@@ -104,9 +104,14 @@ class Engine(engine.Engine):
                 grads = reduce_grads(grads)
             self.optimizer(grads)
 
-        compile_step = ms.jit if self.config["ms_mode"] == "graph" else (lambda function: function)
         self.forward = forward
-        self.gradients, self.step = compile_step(grad_fn), compile_step(step)
+        if self.config["ms_mode"] == "graph":
+            compiled_step = ms.jit(step)
+            # The gradients as a mutable tuple: a tuple of tensors is otherwise a constant of the compiled graph,
+            # and every step (new gradients) compiled it again and printed every gradient in a warning.
+            self.gradients, self.step = ms.jit(grad_fn), lambda grads: compiled_step(ms.mutable(grads))
+        else:
+            self.gradients, self.step = grad_fn, step
         self.accumulated = None
 
     def set_mode(self, train):
