@@ -80,8 +80,9 @@ def clip_shape_from(shape=None, config_path=None):
 
 
 def seeded_clip(clip_shape, batch, seed=0):
-    """The --verify clip: standard normal, (batch, *clip_shape); a dynamic batch is checked at 2."""
-    return np.random.default_rng(seed).standard_normal((2 if batch == "dynamic" else batch, *clip_shape)) \
+    """The --verify clip: standard normal, (batch, *clip_shape). A dynamic batch is checked at 3, not at the
+    exporters' example batch (2): a size traced from the example (a reshape to n * frames) then shows."""
+    return np.random.default_rng(seed).standard_normal((3 if batch == "dynamic" else batch, *clip_shape)) \
         .astype(np.float32)
 
 

@@ -20,6 +20,7 @@ from tests.community import narrow, write_kenshohara_pth
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N_CLASSES = 5
 # family -> (arch, source checkpoint name, clip shape); I3D at odd sizes, where TF "same" padding is uneven.
+# (The other depths and variants of each family share their family's layers: tests.export_matrix runs them all.)
 FAMILIES = {"resnet": ("resnet10", "r3d10.pth", (3, 8, 32, 32)),
             "r2plus1d": ("r2plus1d_18", "r2p1d18.pdparams", (3, 8, 32, 32)),
             "i3d": ("i3d", "i3d_zoo.ckpt", (3, 9, 33, 37)),
@@ -27,7 +28,12 @@ FAMILIES = {"resnet": ("resnet10", "r3d10.pth", (3, 8, 32, 32)),
             "preresnet": ("preresnet10", "preresnet10.npz", (3, 8, 32, 32)),
             "resnext": ("resnext50", "resnext50.npz", (3, 8, 32, 32)),
             "densenet": ("densenet121", "densenet121.npz", (3, 16, 32, 32)),  # time halves four times
-            "s3d": ("s3d", "s3d.npz", (3, 8, 32, 32))}
+            "s3d": ("s3d", "s3d.npz", (3, 8, 32, 32)),
+            # MMAction2's I3D-ResNet and CSN; TSN's two backbones on 3 segments (BN-Inception: sizes of 32k).
+            "i3d_resnet": ("i3d_resnet50", "i3d_resnet50.npz", (3, 8, 32, 32)),
+            "csn": ("ip_csn_50", "ip_csn_50.npz", (3, 8, 32, 32)),
+            "tsn_resnet": ("tsn_resnet50", "tsn_resnet50.npz", (3, 3, 32, 32)),
+            "tsn_bninception": ("tsn_bninception", "tsn_bninception.npz", (3, 3, 32, 32))}
 WIDEN_FACTOR = 0.125
 N_CLIPS = 3
 # MindSpore's compiler folds I3D's padding only with a static shape: fixed batch there (README).

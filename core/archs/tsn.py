@@ -85,6 +85,18 @@ def inception_convs(block, in_channels, widen_factor):
     return convs, out
 
 
+def inception_branches(block):
+    """A BN-Inception block as its forward runs it: (chains, pool, pool_proj). Each chain is the conv names of
+    one branch, applied in turn (each conv then `<conv>_bn` and a ReLU), in concatenation order (1x1, 3x3,
+    double 3x3); the pool branch ('ave', 'max' or 'max_s2') comes last, through `pool_proj` when it has one
+    (None otherwise)."""
+    name, b1, _, _, _, _, pool, proj = block
+    chains = ((f"{name}_1x1",),) if b1 else ()
+    chains += ((f"{name}_3x3_reduce", f"{name}_3x3"),
+               (f"{name}_double_3x3_reduce", f"{name}_double_3x3_1", f"{name}_double_3x3_2"))
+    return chains, pool, f"{name}_pool_proj" if proj else None
+
+
 def bninception_convs(n_input_channels, widen_factor):
     """Every conv of BN-Inception in the yaml's order, (name, in, out, kernel, stride, padding); the final width."""
     convs, channels = [], n_input_channels

@@ -8,7 +8,7 @@ from mindspore.common.initializer import HeNormal, Normal, One, Zero, initialize
 
 from core.archs import scaled
 from core.archs.resnet import EXPANSION, INPLANES, stages
-from core.archs.tsn import (BLOCKS, BN_EPS, BN_MOMENTUM, NEW_FC_STD, STEM_POOL, bninception_convs, inception_convs,
+from core.archs.tsn import (BLOCKS, BN_EPS, BN_MOMENTUM, NEW_FC_STD, STEM_POOL, bninception_convs, inception_branches,
                             resnet_block_convs)
 
 
@@ -55,8 +55,6 @@ class ResNet50(nn.Cell):
         self.conv1 = conv2d(n_input_channels, in_planes, 7, 2, 3, False)
         self.bn1 = BatchNorm2d(in_planes)
         self.relu = nn.ReLU()
-        # pad_mode "pad" pads with -inf, as PyTorch.
-        self.maxpool = nn.MaxPool2d(3, 2, pad_mode="pad", padding=1)
         for stage, planes, n_blocks, stride in stages(layers, widen_factor):
             out_planes = planes * EXPANSION["bottleneck"]
             downsample = nn.SequentialCell(conv2d(in_planes, out_planes, 1, stride, 0, False), BatchNorm2d(out_planes))
@@ -67,7 +65,8 @@ class ResNet50(nn.Cell):
         self.out_channels = in_planes
 
     def construct(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        # Functional: with nn.MaxPool2d here, MindIR with a dynamic batch fails to infer the next block's shapes.
+        x = ops.max_pool2d(self.relu(self.bn1(self.conv1(x))), 3, 2, 1)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
@@ -82,33 +81,39 @@ class BNInception(nn.Cell):
             setattr(self, name, conv2d(conv_in, conv_out, kernel, stride, padding, True))
             setattr(self, f"{name}_bn", BatchNorm2d(conv_out))
         self.relu = nn.ReLU()
-        kernel, stride, padding = STEM_POOL
-        self.stem_pool = nn.MaxPool2d(kernel, stride, pad_mode="pad", padding=padding, ceil_mode=True)
-        self.pools = {"ave": nn.AvgPool2d(3, 1, pad_mode="pad", padding=1, ceil_mode=True, count_include_pad=True),
-                      "max": nn.MaxPool2d(3, 1, pad_mode="pad", padding=1, ceil_mode=True),
-                      "max_s2": nn.MaxPool2d(3, 2, pad_mode="pad", padding=0, ceil_mode=True)}
-        self.block_convs = [[name for name, *_ in inception_convs(block, 0, widen_factor)[0]] for block in BLOCKS]
+        self.blocks = tuple(inception_branches(block) for block in BLOCKS)
 
     def unit(self, name, x):
-        return self.relu(getattr(self, f"{name}_bn")(getattr(self, name)(x)))
+        return self.relu(getattr(self, name + "_bn")(getattr(self, name)(x)))
 
     def construct(self, x):
-        x = self.stem_pool(self.unit("conv1_7x7_s2", x))
-        x = self.stem_pool(self.unit("conv2_3x3", self.unit("conv2_3x3_reduce", x)))
-        for block, names in zip(BLOCKS, self.block_convs):
-            x = ops.cat(self.branches(block, names, x), axis=1)
+        x = stem_pool(self.unit("conv1_7x7_s2", x))
+        x = stem_pool(self.unit("conv2_3x3", self.unit("conv2_3x3_reduce", x)))
+        for chains, pool, proj in self.blocks:
+            out = []
+            for chain in chains:
+                y = x
+                for name in chain:
+                    y = self.unit(name, y)
+                out.append(y)
+            pooled = block_pool(pool, x)
+            out.append(pooled if proj is None else self.unit(proj, pooled))
+            x = ops.cat(out, axis=1)
         return x
 
-    def branches(self, block, names, x):
-        """The block's branch outputs in concatenation order: 1x1, 3x3, double 3x3, pool."""
-        units = {name[len(block[0]) + 1:]: name for name in names}
-        out = [self.unit(units["1x1"], x)] if "1x1" in units else []
-        out.append(self.unit(units["3x3"], self.unit(units["3x3_reduce"], x)))
-        double = self.unit(units["double_3x3_reduce"], x)
-        out.append(self.unit(units["double_3x3_2"], self.unit(units["double_3x3_1"], double)))
-        pooled = self.pools[block[6]](x)
-        out.append(self.unit(units["pool_proj"], pooled) if "pool_proj" in units else pooled)
-        return out
+
+def stem_pool(x):
+    kernel, stride, padding = STEM_POOL
+    return ops.max_pool2d(x, kernel, stride, padding, ceil_mode=True)
+
+
+def block_pool(kind, x):
+    """Caffe's ceil_mode pools; the average counts the padding."""
+    if kind == "ave":
+        return ops.avg_pool2d(x, 3, 1, 1, ceil_mode=True, count_include_pad=True)
+    if kind == "max":
+        return ops.max_pool2d(x, 3, 1, 1, ceil_mode=True)
+    return ops.max_pool2d(x, 3, 2, 0, ceil_mode=True)
 
 
 class TSN(nn.Cell):
@@ -124,10 +129,11 @@ class TSN(nn.Cell):
         init_weights(self)
 
     def construct(self, x):
-        n, c, t, h, w = x.shape
-        frames = self.base_model(x.transpose(0, 2, 1, 3, 4).reshape(n * t, c, h, w))
+        _, c, t, h, w = x.shape
+        # -1 for the batch: an export with a dynamic batch would otherwise keep the example's n * t.
+        frames = self.base_model(x.transpose(0, 2, 1, 3, 4).reshape(-1, c, h, w))
         logits = self.new_fc(self.dropout(frames.mean(axis=(2, 3))))
-        return logits.reshape(n, t, -1).mean(axis=1)
+        return logits.reshape(-1, t, logits.shape[-1]).mean(axis=1)
 
 
 def init_weights(model):

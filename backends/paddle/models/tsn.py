@@ -10,7 +10,7 @@ from paddle import nn
 
 from core.archs import scaled
 from core.archs.resnet import EXPANSION, INPLANES, stages
-from core.archs.tsn import (BLOCKS, BN_EPS, BN_MOMENTUM, NEW_FC_STD, STEM_POOL, bninception_convs, inception_convs,
+from core.archs.tsn import (BLOCKS, BN_EPS, BN_MOMENTUM, NEW_FC_STD, STEM_POOL, bninception_convs, inception_branches,
                             resnet_block_convs)
 
 
@@ -90,7 +90,7 @@ class BNInception(nn.Layer):
         self.stem_pool = nn.MaxPool2D(*STEM_POOL, ceil_mode=True)
         self.pools = {"ave": nn.AvgPool2D(3, 1, 1, ceil_mode=True, exclusive=False),
                       "max": nn.MaxPool2D(3, 1, 1, ceil_mode=True), "max_s2": nn.MaxPool2D(3, 2, 0, ceil_mode=True)}
-        self.block_convs = [[name for name, *_ in inception_convs(block, 0, widen_factor)[0]] for block in BLOCKS]
+        self.blocks = [inception_branches(block) for block in BLOCKS]
 
     def unit(self, name, x):
         return self.relu(getattr(self, f"{name}_bn")(getattr(self, name)(x)))
@@ -98,20 +98,17 @@ class BNInception(nn.Layer):
     def forward(self, x):
         x = self.stem_pool(self.unit("conv1_7x7_s2", x))
         x = self.stem_pool(self.unit("conv2_3x3", self.unit("conv2_3x3_reduce", x)))
-        for block, names in zip(BLOCKS, self.block_convs):
-            x = paddle.concat(self.branches(block, names, x), axis=1)
+        for chains, pool, proj in self.blocks:
+            out = []
+            for chain in chains:
+                y = x
+                for name in chain:
+                    y = self.unit(name, y)
+                out.append(y)
+            pooled = self.pools[pool](x)
+            out.append(pooled if proj is None else self.unit(proj, pooled))
+            x = paddle.concat(out, axis=1)
         return x
-
-    def branches(self, block, names, x):
-        """The block's branch outputs in concatenation order: 1x1, 3x3, double 3x3, pool."""
-        units = {name[len(block[0]) + 1:]: name for name in names}
-        out = [self.unit(units["1x1"], x)] if "1x1" in units else []
-        out.append(self.unit(units["3x3"], self.unit(units["3x3_reduce"], x)))
-        double = self.unit(units["double_3x3_reduce"], x)
-        out.append(self.unit(units["double_3x3_2"], self.unit(units["double_3x3_1"], double)))
-        pooled = self.pools[block[6]](x)
-        out.append(self.unit(units["pool_proj"], pooled) if "pool_proj" in units else pooled)
-        return out
 
 
 class TSN(nn.Layer):
@@ -127,10 +124,11 @@ class TSN(nn.Layer):
         init_weights(self)
 
     def forward(self, x):
-        n, c, t, h, w = x.shape
-        frames = self.base_model(x.transpose([0, 2, 1, 3, 4]).reshape([n * t, c, h, w]))
+        _, c, t, h, w = x.shape
+        # -1 for the batch: an export with a dynamic batch would otherwise keep the example's n * t.
+        frames = self.base_model(x.transpose([0, 2, 1, 3, 4]).reshape([-1, c, h, w]))
         logits = self.new_fc(self.dropout(frames.mean(axis=[2, 3])))
-        return logits.reshape([n, t, -1]).mean(axis=1)
+        return logits.reshape([-1, t, logits.shape[-1]]).mean(axis=1)
 
 
 def init_weights(model):

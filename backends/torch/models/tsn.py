@@ -8,7 +8,7 @@ from torch import nn
 
 from core.archs import scaled
 from core.archs.resnet import EXPANSION, INPLANES, stages
-from core.archs.tsn import (BLOCKS, BN_EPS, BN_MOMENTUM, NEW_FC_STD, STEM_POOL, bninception_convs, inception_convs,
+from core.archs.tsn import (BLOCKS, BN_EPS, BN_MOMENTUM, NEW_FC_STD, STEM_POOL, bninception_convs, inception_branches,
                             resnet_block_convs)
 
 
@@ -71,7 +71,7 @@ class BNInception(nn.Module):
         self.stem_pool = nn.MaxPool2d(*STEM_POOL, ceil_mode=True)
         self.pools = {"ave": nn.AvgPool2d(3, 1, 1, ceil_mode=True), "max": nn.MaxPool2d(3, 1, 1, ceil_mode=True),
                       "max_s2": nn.MaxPool2d(3, 2, 0, ceil_mode=True)}
-        self.block_convs = [[name for name, *_ in inception_convs(block, 0, widen_factor)[0]] for block in BLOCKS]
+        self.blocks = [inception_branches(block) for block in BLOCKS]
 
     def unit(self, name, x):
         return self.relu(getattr(self, f"{name}_bn")(getattr(self, name)(x)))
@@ -79,20 +79,17 @@ class BNInception(nn.Module):
     def forward(self, x):
         x = self.stem_pool(self.unit("conv1_7x7_s2", x))
         x = self.stem_pool(self.unit("conv2_3x3", self.unit("conv2_3x3_reduce", x)))
-        for block, names in zip(BLOCKS, self.block_convs):
-            x = torch.cat(self.branches(block, names, x), dim=1)
+        for chains, pool, proj in self.blocks:
+            out = []
+            for chain in chains:
+                y = x
+                for name in chain:
+                    y = self.unit(name, y)
+                out.append(y)
+            pooled = self.pools[pool](x)
+            out.append(pooled if proj is None else self.unit(proj, pooled))
+            x = torch.cat(out, dim=1)
         return x
-
-    def branches(self, block, names, x):
-        """The block's branch outputs in concatenation order: 1x1, 3x3, double 3x3, pool."""
-        units = {name[len(block[0]) + 1:]: name for name in names}
-        out = [self.unit(units["1x1"], x)] if "1x1" in units else []
-        out.append(self.unit(units["3x3"], self.unit(units["3x3_reduce"], x)))
-        double = self.unit(units["double_3x3_reduce"], x)
-        out.append(self.unit(units["double_3x3_2"], self.unit(units["double_3x3_1"], double)))
-        pooled = self.pools[block[6]](x)
-        out.append(self.unit(units["pool_proj"], pooled) if "pool_proj" in units else pooled)
-        return out
 
 
 class TSN(nn.Module):
@@ -108,10 +105,11 @@ class TSN(nn.Module):
         init_weights(self)
 
     def forward(self, x):
-        n, c, t, h, w = x.shape
-        frames = self.base_model(x.transpose(1, 2).reshape(n * t, c, h, w))
+        _, c, t, h, w = x.shape
+        # -1 for the batch: an export with a dynamic batch would otherwise keep the example's n * t.
+        frames = self.base_model(x.transpose(1, 2).reshape(-1, c, h, w))
         logits = self.new_fc(self.dropout(frames.mean(dim=(2, 3))))
-        return logits.view(n, t, -1).mean(dim=1)
+        return logits.view(-1, t, logits.shape[-1]).mean(dim=1)
 
 
 def init_weights(model):
