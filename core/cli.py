@@ -21,7 +21,7 @@ from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader, TooManyBadClips
 from core.result_path import CheckpointWriteError, ResultPathBusy, claim_result_path, release_result_path
 from core.state_dict import StateDictMismatch
-from core.engine import ResumeError, WeightsFileError, weights_report
+from core.engine import ResumeError, WeightsFileError
 from core.training import fit, writes
 
 
@@ -69,13 +69,6 @@ def _save_config(config, name):
     os.makedirs(config["result_path"], exist_ok=True)
     with open(os.path.join(config["result_path"], name), "w") as f:
         yaml.safe_dump(dict(config), f, sort_keys=False)
-
-
-def _weights_report(config):
-    try:
-        return weights_report(config)
-    except (ValueError, OSError) as error:  # described by the reader; the engine names the file's problem
-        return [f"pretrained weights: {config['pretrain_path']} (loaded; not described: {error})"]
 
 
 def train_main(framework, engine_module, argv=None):
@@ -128,7 +121,7 @@ def train_main(framework, engine_module, argv=None):
             processes = f" x {engine.world_size} processes" if engine.world_size > 1 else ""
             print(f"[{framework}] {framework} ready in {time.time() - started:.1f} s: {engine.arch} on "
                   f"{engine.device_name}{processes}")
-            for line in _weights_report(config):
+            for line in engine.weights_report:
                 print(f"[{framework}] {line}")
         history = fit(config, engine, train_loader, val_loader)
         engine.finish()

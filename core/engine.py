@@ -12,7 +12,7 @@ import contextlib
 import numpy as np
 
 from core.archs import arch_name, expected_shapes, get, kenshohara_arch, model_kwargs
-from core.checkpoints import NotATrainingCheckpoint, read_checkpoint, read_state, read_training_checkpoint
+from core.checkpoints import NotATrainingCheckpoint, float32_state, read_checkpoint, read_training_checkpoint
 from core.state_dict import StateDictMismatch
 
 
@@ -93,15 +93,16 @@ def reading(path):
         raise WeightsFileError(message) from None
 
 
-def weights_report(config):
+def weights_report(config, pretrained=None):
     """Lines saying what training does to the weights: the pretrained file read (architecture, classes),
     the head replaced (old -> new classes), the trainable modules and their parameter count.
-    Framework-free: shapes from the reader (the file) and the architecture registry (the model)."""
+    Framework-free: shapes from the reader (the file, or `pretrained`, the Checkpoint read from it) and the
+    architecture registry (the model)."""
     arch = arch_name(config)
     shapes = expected_shapes(arch, **model_kwargs(config))
     lines = []
     if config["pretrain_path"]:
-        pretrained = read_checkpoint(config["pretrain_path"])
+        pretrained = pretrained or read_checkpoint(config["pretrain_path"])
         old, new = pretrained.model_kwargs.get("n_classes"), config["n_classes"]
         has_head = get(arch).head[0] in pretrained.state
         epoch = f", epoch {pretrained.epoch}" if pretrained.epoch is not None else ""
@@ -178,19 +179,24 @@ class Engine:
         file whose head is replaced where its size differs (fit_pretrained). Errors name the file.
         """
         with reading(path):
-            state = read_state(path)
+            checkpoint = read_checkpoint(path)
+        state = float32_state(checkpoint)
         if n_pretrain_classes is not None:
             state = fit_pretrained(state, self.interop.to_numpy_state(model), get(self.arch).head,
                                    n_pretrain_classes, path)
         with naming_file(path):
             self.interop.load_numpy_state(model, state)
+        return checkpoint
 
     def create_model(self):
-        """The config's model, with pretrained weights (new head for n_classes) when pretrain_path is set."""
+        """The config's model, with pretrained weights (new head for n_classes) when pretrain_path is set;
+        `weights_report` says what was loaded, from the file read once."""
         self.seed(self.config["manual_seed"])
         model = self.build_model(self.arch, model_kwargs(self.config))
+        pretrained = None
         if self.config["pretrain_path"]:
-            self.load_weights(model, self.config["pretrain_path"], self.config["n_pretrain_classes"])
+            pretrained = self.load_weights(model, self.config["pretrain_path"], self.config["n_pretrain_classes"])
+        self.weights_report = weights_report(self.config, pretrained)
         return model
 
     def begin_epoch(self, epoch, train, n_batches=None):

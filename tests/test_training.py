@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from backends import BACKENDS, load, native_format
-from core.checkpoints import read_state
+from core.checkpoints import read_checkpoint, read_state
 from core.class_names import read_checkpoint_meta
 from core.cli import train_main
 from core.config import ConfigError, load_config
@@ -245,7 +245,8 @@ def test_checkpoint_of_another_model_is_refused_naming_file_and_keys(framework, 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("ft_begin_module", ["layer4", "fc"])
 def test_fine_tuning_replaces_head_and_trains_from_ft_begin_module(framework, ft_begin_module, data,
-                                                                    reference_run, tmp_path):
+                                                                    reference_run, tmp_path, monkeypatch):
+    import core.engine
     from core.datasets import training_set
     from core.loader import BatchLoader
 
@@ -254,7 +255,12 @@ def test_fine_tuning_replaces_head_and_trains_from_ft_begin_module(framework, ft
                                      ft_begin_module=ft_begin_module, n_epochs=1, no_val=True, learning_rate=0.05),
                          (), ())
     to_numpy_state = load(framework, "interop").to_numpy_state
+    reads = []
+    monkeypatch.setattr(core.engine, "read_checkpoint", lambda path: reads.append(path) or read_checkpoint(path))
     engine = engine_class(framework)(config)
+    # The file is read once: for the model and for the log's description of it.
+    assert reads == [pretrained_path]
+    assert engine.weights_report[1] == "head fc: replaced, 3 -> 4 classes, freshly initialised"
     before = to_numpy_state(engine.model)
     pretrained = weights(framework, pretrained_path)
     fit(config, engine, BatchLoader(training_set(config), config.batch_size, shuffle=True), log=lambda line: None)

@@ -6,8 +6,9 @@ code (.pth through torch.load(weights_only=True), pickles through core.safe_pick
 ckpt.py); layouts (layouts.py) rename community trees into the neutral {name: array} of core.state_dict;
 reader.py checks the result against the architecture's shapes (core.archs).
 """
-from core.checkpoints.reader import (Checkpoint, NotATrainingCheckpoint, TrainingCheckpoint, read_checkpoint,
-                                     read_state, read_training_checkpoint, replace_head, write_checkpoint)
+from core.checkpoints.reader import (Checkpoint, NotATrainingCheckpoint, TrainingCheckpoint, float32_state,
+                                     read_checkpoint, read_state, read_training_checkpoint, replace_head,
+                                     write_checkpoint)
 
-__all__ = ["Checkpoint", "NotATrainingCheckpoint", "TrainingCheckpoint", "read_checkpoint", "read_state", "read_training_checkpoint",
+__all__ = ["Checkpoint", "NotATrainingCheckpoint", "TrainingCheckpoint", "float32_state", "read_checkpoint", "read_state", "read_training_checkpoint",
            "replace_head", "write_checkpoint"]

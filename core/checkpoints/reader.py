@@ -66,7 +66,12 @@ def read_checkpoint(path, fmt=None, layout=None, arch=None):
 
 def read_state(path):
     """The neutral {name: float32 array} of the weights file `path`, in any format and layout."""
-    return {name: np.asarray(value, np.float32) for name, value in read_checkpoint(path).state.items()}
+    return float32_state(read_checkpoint(path))
+
+
+def float32_state(checkpoint):
+    """The checkpoint's neutral weights as float32 arrays (what a model loads)."""
+    return {name: np.asarray(value, np.float32) for name, value in checkpoint.state.items()}
 
 
 @dataclass
