@@ -16,7 +16,8 @@ import yaml
 from core.class_names import read_checkpoint_meta
 from core.config import ConfigError, add_config_arguments, add_kenshohara_arguments, config_from_args
 from core.archs import arch_name
-from core.datasets import AnnotationError, load_annotations, read_once, training_set, validation_set
+from core.datasets import (AnnotationError, evaluation_set, load_annotations, read_once, training_set,
+                           validation_set)
 from core.evaluation import evaluate, evaluate_joint
 from core.loader import BatchLoader, TooManyBadClips
 from core.result_path import CheckpointWriteError, ResultPathBusy, claim_result_path, release_result_path
@@ -205,10 +206,20 @@ def evaluate_main(framework, engine_module, argv=None):
             raise SystemExit(f"cannot evaluate the {config['modality']} model: {e}") from None
 
     try:
+        # The annotation JSON is parsed once for the checks and the sets (not kept during the evaluation: the
+        # loader's forked workers would copy it).
+        with read_once():
+            if mode == "joint":
+                rgb, flow = model_config("rgb", args.resume_path), model_config("flow", args.flow_resume_path)
+                predictors = predictor(rgb), predictor(flow)
+                datasets = tuple(evaluation_set(c, args.subset) for c in (rgb, flow))
+            else:
+                config = model_config(mode, args.resume_path)
+                predict, dataset = predictor(config), evaluation_set(config, args.subset)
         if mode == "joint":
-            rgb, flow = model_config("rgb", args.resume_path), model_config("flow", args.flow_resume_path)
-            return evaluate_joint(rgb, predictor(rgb), flow, predictor(flow), args.fusion, args.subset)
-        config = model_config(mode, args.resume_path)
-        return evaluate(config, predictor(config), mode, args.subset)
+            return evaluate_joint(rgb, predictors[0], flow, predictors[1], args.fusion, args.subset, datasets=datasets)
+        return evaluate(config, predict, mode, args.subset, dataset=dataset)
+    except AnnotationError as e:  # e.g. no video of the subset has frames
+        raise SystemExit(f"annotation error: {e}") from None
     except TooManyBadClips as e:
         raise SystemExit(f"cannot evaluate: {e} (max_bad_clips sets the fraction tolerated)") from None

@@ -17,19 +17,20 @@ import numpy as np
 from tqdm import tqdm
 
 from core import metrics
-from core.datasets import evaluation_set, load_annotations
+from core.datasets import evaluation_set
 from core.fuse import accuracies, accuracy_table, fuse
 from core.loader import BatchLoader, TooManyBadClips
 from core.scores import Scores, save_scores
 from core.training import atomic_write
 
 
-def score_videos(config, predict, subset, desc="evaluate", clip_records=None):
+def score_videos(config, predict, subset, desc="evaluate", clip_records=None, dataset=None):
     """Run every clip (view) of `subset` through `predict`; return (Scores, clip accuracy top-1, top-5).
 
     `clip_records`, a list, receives (video id, [first frame, last frame + 1], softmax) per clip (view).
+    `dataset`: the subset's evaluation_set when already built.
     """
-    dataset = evaluation_set(config, subset)
+    dataset = dataset or evaluation_set(config, subset)
     batch_size = config["inference_batch_size"] or config["batch_size"]
     loader = BatchLoader(dataset, batch_size, shuffle=False, seed=config["manual_seed"],
                          n_workers=config["n_threads"], drop_last=False, max_bad_clips=config["max_bad_clips"])
@@ -109,15 +110,18 @@ def write_clip_results(path, clip_records, class_names, top_k):
     atomic_write(path, lambda tmp: open(tmp, "w").write(json.dumps({"results": results})))
 
 
-def evaluate(config, predict, tag="rgb", subset=None, log=print, no_average=False):
+def evaluate(config, predict, tag="rgb", subset=None, log=print, no_average=False, dataset=None):
     """Score one model on a subset, write its outputs and print its accuracy.
 
     `no_average` (kenshohara's --inference_no_average): the results JSON lists every clip's top-k with its
-    segment instead of the video's average (the scores and accuracies are still the video's).
+    segment instead of the video's average (the scores and accuracies are still the video's). `dataset`: the
+    subset's evaluation_set when already built.
     """
     subset = subset or config["inference_subset"]
+    dataset = dataset or evaluation_set(config, subset)
     clip_records = [] if no_average else None
-    scores, clip1, clip5 = score_videos(config, predict, subset, desc=f"evaluate {tag}", clip_records=clip_records)
+    scores, clip1, clip5 = score_videos(config, predict, subset, desc=f"evaluate {tag}", clip_records=clip_records,
+                                        dataset=dataset)
     cm = write_outputs(config, scores, tag, subset)
     if no_average:
         write_clip_results(os.path.join(config["result_path"], output_names(tag, subset)["results"]), clip_records,
@@ -133,7 +137,7 @@ def evaluate(config, predict, tag="rgb", subset=None, log=print, no_average=Fals
         + (f" top-5 {clip5:.4f}" if top5 else "") + f" | video top-1 {video['top1']:.4f}"
         + (f" top-5 {video['top5']:.4f}" if top5 else "") + f" mean class {video['mean_class']:.4f} -> {written}")
     log(metrics.per_class_table(cm, scores.class_names))
-    n_listed = len(load_annotations(config["annotation_path"], subset)[1])
+    n_listed = dataset.n_listed
     if n_listed > len(scores.video_ids):
         # The line above is eval_accuracy --ignore's protocol; the reference's default also counts the listed
         # videos without frames (wrong).
@@ -145,10 +149,11 @@ def evaluate(config, predict, tag="rgb", subset=None, log=print, no_average=Fals
 
 
 def evaluate_joint(rgb_config, rgb_predict, flow_config, flow_predict, method="softmax", subset=None,
-                   log=print):
-    """RGB, flow and fused accuracy side by side (the MindSpore zoo's --test_mode joint)."""
-    rgb_scores, rgb = evaluate(rgb_config, rgb_predict, "rgb", subset, log)
-    flow_scores, flow = evaluate(flow_config, flow_predict, "flow", subset, log)
+                   log=print, datasets=(None, None)):
+    """RGB, flow and fused accuracy side by side (the MindSpore zoo's --test_mode joint); `datasets`: the RGB
+    and flow evaluation_sets when already built."""
+    rgb_scores, rgb = evaluate(rgb_config, rgb_predict, "rgb", subset, log, dataset=datasets[0])
+    flow_scores, flow = evaluate(flow_config, flow_predict, "flow", subset, log, dataset=datasets[1])
     joint_scores = fuse(rgb_scores, flow_scores, method)
     write_outputs(rgb_config, joint_scores, "joint", subset)
     joint = accuracies(joint_scores)

@@ -98,6 +98,24 @@ def reference_run(data):
     return get
 
 
+def test_evaluate_parses_the_annotation_once_and_names_an_empty_subset(data, reference_run, tmp_path, monkeypatch):
+    from core import datasets
+    from core.cli import evaluate_main
+    config = tiny_config(str(data), tmp_path / "eval", **REFERENCE)
+    annotation, frames = (load_config(config, (), ())[key] for key in ("annotation_path", "video_path"))
+    resume = checkpoint(reference_run("torch"), "torch", N_EPOCHS)
+    parsed, parse = [], datasets.json.load
+    monkeypatch.setattr(datasets.json, "load", lambda f: parsed.append(f.name) or parse(f))
+    scores, video = evaluate_main("torch", "backends.torch.engine", ["--config", config, "--resume_path", resume])
+    assert len(scores.video_ids) == 6 and video["top1"] >= 5 / 6
+    # The checks (classes of the head and of the checkpoint) and the evaluation set share one parse.
+    assert parsed.count(annotation) == 1
+    with pytest.raises(SystemExit) as error:
+        evaluate_main("torch", "backends.torch.engine", ["--config", config, "--resume_path", resume,
+                                                         "--subset", "testing"])
+    assert str(error.value) == f"annotation error: {annotation}: no 'testing' video with frames under {frames}"
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_training_learns_and_evaluate_writes_results(framework, data, reference_run):
     result = reference_run(framework)
