@@ -42,6 +42,11 @@ SCHEMA = {
     "pretrain_path": Key(PATH, None, "pretrained weights to fine-tune from, in any format convert reads "
                                      "(.pth/.pt, .pdparams, .ckpt, .npz, .safetensors; community layouts)"),
     "ft_begin_module": Key(str, "", "train only this module and those after it (e.g. layer4, fc); '' trains all"),
+    "frozen_bn": Key(str, "none", "BatchNorm layers frozen in training (running statistics kept, in eval mode): "
+                                  "partial: all but the first, their weights fixed too (TSN's partialBN, "
+                                  "yjxiong's default; MMAction2's partial_bn); all: every one, weights fixed "
+                                  "(MMAction2's norm_eval with bn_frozen); statistics: every one, weights "
+                                  "trained (norm_eval alone)", ("none", "partial", "all", "statistics")),
     # the builder options of the registered architectures (core.archs), with the models that read them
     **{key: Key(type(option.default), option.default, f"{option.help} ({', '.join(models)})", option.choices)
        for key, (option, models) in archs.config_options().items()},

@@ -11,7 +11,7 @@ import contextlib
 
 import numpy as np
 
-from core.archs import arch_name, expected_shapes, get, kenshohara_arch, model_kwargs
+from core.archs import arch_name, expected_shapes, frozen_batchnorms, get, kenshohara_arch, model_kwargs
 from core.checkpoints import NotATrainingCheckpoint, float32_state, read_checkpoint, read_training_checkpoint
 from core.state_dict import StateDictMismatch
 
@@ -159,6 +159,11 @@ class Engine:
             self.model = self.sync_batchnorm(self.model)
         named = self.named_parameters()
         trainable = set(trainable_names((name for name, _ in named), config["ft_begin_module"]))
+        # frozen_bn: these BatchNorm layers stay in eval mode in training (begin_epoch); all but 'statistics'
+        # also keep their weights, which then stay out of the optimizer, as TSN's and MMAction2's do.
+        self.frozen_norms = frozen_batchnorms(self.arch, config["frozen_bn"], **model_kwargs(config))
+        if config["frozen_bn"] in ("partial", "all"):
+            trainable -= {name for name in trainable if name.startswith(tuple(f"{n}." for n in self.frozen_norms))}
         for name, param in named:
             self.set_trainable(param, name in trainable)
         self.optimizer = self.build_optimizer([param for name, param in named if name in trainable])
@@ -205,6 +210,7 @@ class Engine:
         self.set_mode(train)
         self.pending, self.batches_left = 0, n_batches
         if train:
+            self.set_eval(self.frozen_norms)
             self.seed(epoch_seed(self.config["manual_seed"], epoch, self.rank))
         elif self.world_size > 1:  # validate with the statistics rank 0's checkpoint saves
             self.distributed.broadcast_batchnorm_statistics(self.model)
@@ -301,6 +307,10 @@ class Engine:
         """Whatever the framework needs before the first step (data-parallel wrapper, scaler, compiled step)."""
 
     def set_mode(self, train):
+        raise NotImplementedError
+
+    def set_eval(self, paths):
+        """Put the model's modules at `paths` (dotted, as in the state dict) in eval mode."""
         raise NotImplementedError
 
     def set_lr(self, lr):

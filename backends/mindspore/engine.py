@@ -117,6 +117,11 @@ class Engine(engine.Engine):
     def set_mode(self, train):
         self.model.set_train(train)
 
+    def set_eval(self, paths):
+        cells = dict(self.model.cells_and_names())
+        for path in paths:
+            cells[path].set_train(False)
+
     def set_lr(self, lr):
         # In place: after the first step, the optimizer's compiled update ignores a set_data() rate.
         ops.assign(self.optimizer.learning_rate, ms.Tensor(lr, ms.float32))

@@ -91,6 +91,11 @@ class Engine(engine.Engine):
     def set_mode(self, train):
         self.model.train() if train else self.model.eval()
 
+    def set_eval(self, paths):
+        layers = dict(self.model.named_sublayers())
+        for path in paths:
+            layers[path].eval()
+
     def set_lr(self, lr):
         self.optimizer.set_lr(lr)
 

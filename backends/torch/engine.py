@@ -66,6 +66,10 @@ class Engine(engine.Engine):
     def set_mode(self, train):
         self.model.train(train)
 
+    def set_eval(self, paths):
+        for path in paths:
+            self.model.get_submodule(path).eval()
+
     def set_lr(self, lr):
         for group in self.optimizer.param_groups:
             group["lr"] = lr

@@ -171,6 +171,13 @@ def build(models_package, arch, kwargs):
     return importlib.import_module(f"{models_package}.{spec.family}").build(spec, **spec.builder_kwargs(kwargs))
 
 
+def frozen_batchnorms(arch, frozen_bn, **kwargs):
+    """Module paths of the BatchNorm layers config `frozen_bn` freezes, in the model's order (the first is the
+    stem's): [] for 'none', all but the first for 'partial', all for 'all' and 'statistics'."""
+    norms = [name[:-len(".running_mean")] for name in expected_shapes(arch, **kwargs) if name.endswith(".running_mean")]
+    return {"none": [], "partial": norms[1:], "all": norms, "statistics": norms}[frozen_bn]
+
+
 def expected_shapes(arch, **kwargs):
     return get(arch).expected_shapes(**kwargs)
 

@@ -30,8 +30,8 @@ Backbones:
 Input channels: his RGB nets take 3 per frame. His Flow nets stack new_length = 5 flow frames (x, y) per
 segment into a 10-channel conv1 (_construct_flow_model); such a file is read (n_input_channels 10 inferred from
 its conv1), but our data pipeline feeds 2-channel flow frames (modality flow: one flow frame per segment,
-new_length 1), his RGBDiff not at all. Not reproduced: his partialBN (every BatchNorm but the first frozen in
-training), his per-group lr / weight-decay multipliers and gradient clipping, his 10-crop test and 256-to-224
+new_length 1), his RGBDiff not at all. His partialBN (every BatchNorm but the first frozen in training) is config
+`frozen_bn: partial` (core.engine), a training option. Not reproduced: his per-group lr / weight-decay multipliers and gradient clipping, his 10-crop test and 256-to-224
 scaling (core.spatial's evaluation scales to sample_size and crops the centre); `resnet_widen_factor` scales
 every width (his nets are full width) so that tests can build narrow ones.
 """
