@@ -120,11 +120,25 @@ def weights_report(config, pretrained=None):
                          "fine-tuning); set ft_begin_module: '' to train everything")
     parameters = {name: int(np.prod(shape)) for name, shape in shapes.items()
                   if not name.endswith(("running_mean", "running_var"))}
-    trainable = trainable_names(parameters, config["ft_begin_module"])
+    trainable = trainable_parameters(parameters, config)
     modules = list(dict.fromkeys(name.split(".")[0] for name in trainable))
     lines.append(f"trainable: {', '.join(modules)}: {sum(parameters[n] for n in trainable):,} of "
                  f"{sum(parameters.values()):,} parameters")
+    frozen = frozen_batchnorms(arch, config["frozen_bn"], **model_kwargs(config))
+    if frozen:
+        lines.append(f"frozen BatchNorm ({config['frozen_bn']}): {len(frozen)} layers in eval mode, from {frozen[0]}")
     return lines
+
+
+def trainable_parameters(names, config):
+    """The parameter names training updates: from ft_begin_module on, without the weights of the BatchNorm layers
+    frozen_bn 'partial' or 'all' freezes (TSN and MMAction2 leave them out of the optimizer)."""
+    trainable = trainable_names(names, config["ft_begin_module"])
+    if config["frozen_bn"] not in ("partial", "all"):
+        return trainable
+    frozen = tuple(f"{norm}." for norm in frozen_batchnorms(arch_name(config), config["frozen_bn"],
+                                                              **model_kwargs(config)))
+    return [name for name in trainable if not name.startswith(frozen)]
 
 
 class Engine:
@@ -158,12 +172,9 @@ class Engine:
         if sync_batchnorm:
             self.model = self.sync_batchnorm(self.model)
         named = self.named_parameters()
-        trainable = set(trainable_names((name for name, _ in named), config["ft_begin_module"]))
-        # frozen_bn: these BatchNorm layers stay in eval mode in training (begin_epoch); all but 'statistics'
-        # also keep their weights, which then stay out of the optimizer, as TSN's and MMAction2's do.
+        trainable = set(trainable_parameters([name for name, _ in named], config))
+        # frozen_bn: these BatchNorm layers stay in eval mode in training (begin_epoch).
         self.frozen_norms = frozen_batchnorms(self.arch, config["frozen_bn"], **model_kwargs(config))
-        if config["frozen_bn"] in ("partial", "all"):
-            trainable -= {name for name in trainable if name.startswith(tuple(f"{n}." for n in self.frozen_norms))}
         for name, param in named:
             self.set_trainable(param, name in trainable)
         self.optimizer = self.build_optimizer([param for name, param in named if name in trainable])

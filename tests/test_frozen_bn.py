@@ -66,3 +66,18 @@ def test_frozen_layers_keep_statistics_and_weights_alike_in_every_backend(frozen
         for name, value in after.items():
             difference = np.abs(value - reference[name]).max() / max(1.0, np.abs(reference[name]).max())
             assert difference < 1e-5, (backend, name, difference)
+
+
+def test_training_log_counts_the_frozen_weights_out():
+    from core.archs import expected_shapes
+    from core.engine import weights_report
+    config = load_config(None, ARCH_KEYS + ["frozen_bn=partial"], require_paths=())
+    shapes = expected_shapes("resnet10", n_classes=3, widen_factor=0.125)
+    total = sum(int(np.prod(s)) for n, s in shapes.items() if not n.endswith(("running_mean", "running_var")))
+    frozen = sum(int(np.prod(shapes[f"{norm}.{w}"])) for norm in frozen_batchnorms("resnet10", "partial",
+                                                                                    n_classes=3, widen_factor=0.125)
+                 for w in ("weight", "bias"))
+    assert frozen > 0
+    assert weights_report(config)[1:] == [
+        f"trainable: conv1, bn1, layer1, layer2, layer3, layer4, fc: {total - frozen:,} of {total:,} parameters",
+        "frozen BatchNorm (partial): 11 layers in eval mode, from layer1.0.bn1"]
