@@ -30,10 +30,11 @@ Backbones:
 Input channels: his RGB nets take 3 per frame. His Flow nets stack new_length = 5 flow frames (x, y) per
 segment into a 10-channel conv1 (_construct_flow_model); such a file is read (n_input_channels 10 inferred from
 its conv1), but our data pipeline feeds 2-channel flow frames (modality flow: one flow frame per segment,
-new_length 1), his RGBDiff not at all. His partialBN (every BatchNorm but the first frozen in training) is config
-`frozen_bn: partial` (core.engine), a training option. Not reproduced: his per-group lr / weight-decay multipliers and gradient clipping, his 10-crop test and 256-to-224
-scaling (core.spatial's evaluation scales to sample_size and crops the centre); `resnet_widen_factor` scales
-every width (his nets are full width) so that tests can build narrow ones.
+new_length 1), his RGBDiff not at all. His partialBN (every BatchNorm but the first frozen in training) is
+config `frozen_bn: partial` (core.engine), a training option. Not reproduced: his per-group lr / weight-decay
+multipliers and gradient clipping, his 10-crop test and 256-to-224 scaling (core.spatial's evaluation scales to
+sample_size and crops the centre); `resnet_widen_factor` scales every width (his nets are full width) so that
+tests can build narrow ones.
 """
 from core.archs import WIDEN_FACTOR, ArchSpec, register
 from core.archs._shapes import batchnorm, conv, scaled, widen_factor
@@ -68,23 +69,6 @@ OPTIONS = {"widen_factor": WIDEN_FACTOR, "dropout": I3D_OPTIONS["dropout"]}
 HEAD = ("new_fc.weight", "new_fc.bias")
 
 
-def inception_convs(block, in_channels, widen_factor):
-    """A BN-Inception block's convs in order: (name, in, out, kernel, stride, padding), each followed by
-    `<name>_bn` and a ReLU; and the block's output channels. The branches, concatenated in this order: 1x1;
-    3x3_reduce -> 3x3; double_3x3_reduce -> double_3x3_1 -> double_3x3_2; pool [-> pool_proj]."""
-    name, b1, b3r, b3, d3r, d3, pool, proj = block
-    w = lambda width: scaled(width, widen_factor)  # noqa: E731
-    s = 2 if pool == "max_s2" else 1
-    convs = [(f"{name}_1x1", in_channels, w(b1), 1, 1, 0)] if b1 else []
-    convs += [(f"{name}_3x3_reduce", in_channels, w(b3r), 1, 1, 0), (f"{name}_3x3", w(b3r), w(b3), 3, s, 1),
-              (f"{name}_double_3x3_reduce", in_channels, w(d3r), 1, 1, 0),
-              (f"{name}_double_3x3_1", w(d3r), w(d3), 3, 1, 1), (f"{name}_double_3x3_2", w(d3), w(d3), 3, s, 1)]
-    if proj:
-        convs.append((f"{name}_pool_proj", in_channels, w(proj), 1, 1, 0))
-    out = (w(b1) if b1 else 0) + w(b3) + w(d3) + (w(proj) if proj else in_channels)
-    return convs, out
-
-
 def inception_branches(block):
     """A BN-Inception block as its forward runs it: (chains, pool, pool_proj). Each chain is the conv names of
     one branch, applied in turn (each conv then `<conv>_bn` and a ReLU), in concatenation order (1x1, 3x3,
@@ -95,6 +79,25 @@ def inception_branches(block):
     chains += ((f"{name}_3x3_reduce", f"{name}_3x3"),
                (f"{name}_double_3x3_reduce", f"{name}_double_3x3_1", f"{name}_double_3x3_2"))
     return chains, pool, f"{name}_pool_proj" if proj else None
+
+
+def inception_convs(block, in_channels, widen_factor):
+    """A BN-Inception block's convs in order: (name, in, out, kernel, stride, padding), each followed by
+    `<name>_bn` and a ReLU; and the block's output channels. The names and order are inception_branches'."""
+    _, b1, b3r, b3, d3r, d3, pool, proj = block
+    chains, _, proj_name = inception_branches(block)
+    w = lambda width: scaled(width, widen_factor)  # noqa: E731
+    s = 2 if pool == "max_s2" else 1
+    # (in, out, kernel, stride, padding) of each chain's convs.
+    shapes = [[(in_channels, w(b1), 1, 1, 0)]] if b1 else []
+    shapes += [[(in_channels, w(b3r), 1, 1, 0), (w(b3r), w(b3), 3, s, 1)],
+               [(in_channels, w(d3r), 1, 1, 0), (w(d3r), w(d3), 3, 1, 1), (w(d3), w(d3), 3, s, 1)]]
+    convs = [(conv, *shape) for chain, chain_shapes in zip(chains, shapes, strict=True)
+             for conv, shape in zip(chain, chain_shapes, strict=True)]
+    if proj_name:
+        convs.append((proj_name, in_channels, w(proj), 1, 1, 0))
+    out = (w(b1) if b1 else 0) + w(b3) + w(d3) + (w(proj) if proj else in_channels)
+    return convs, out
 
 
 def bninception_convs(n_input_channels, widen_factor):
