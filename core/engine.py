@@ -120,25 +120,23 @@ def weights_report(config, pretrained=None):
                          "fine-tuning); set ft_begin_module: '' to train everything")
     parameters = {name: int(np.prod(shape)) for name, shape in shapes.items()
                   if not name.endswith(("running_mean", "running_var"))}
-    trainable = trainable_parameters(parameters, config)
+    frozen = frozen_batchnorms(arch, config["frozen_bn"], **model_kwargs(config))
+    trainable = trainable_parameters(parameters, config, frozen)
     modules = list(dict.fromkeys(name.split(".")[0] for name in trainable))
     lines.append(f"trainable: {', '.join(modules)}: {sum(parameters[n] for n in trainable):,} of "
                  f"{sum(parameters.values()):,} parameters")
-    frozen = frozen_batchnorms(arch, config["frozen_bn"], **model_kwargs(config))
     if frozen:
         lines.append(f"frozen BatchNorm ({config['frozen_bn']}): {len(frozen)} layers in eval mode, from {frozen[0]}")
     return lines
 
 
-def trainable_parameters(names, config):
-    """The parameter names training updates: from ft_begin_module on, without the weights of the BatchNorm layers
-    frozen_bn 'partial' or 'all' freezes (TSN and MMAction2 leave them out of the optimizer)."""
+def trainable_parameters(names, config, frozen_norms):
+    """The parameter names training updates: from ft_begin_module on, without the weights of `frozen_norms`
+    (frozen_batchnorms) when frozen_bn is 'partial' or 'all' (TSN and MMAction2 leave them out of the optimizer)."""
     trainable = trainable_names(names, config["ft_begin_module"])
     if config["frozen_bn"] not in ("partial", "all"):
         return trainable
-    frozen = tuple(f"{norm}." for norm in frozen_batchnorms(arch_name(config), config["frozen_bn"],
-                                                              **model_kwargs(config)))
-    return [name for name in trainable if not name.startswith(frozen)]
+    return [name for name in trainable if not name.startswith(tuple(f"{norm}." for norm in frozen_norms))]
 
 
 class Engine:
@@ -171,10 +169,10 @@ class Engine:
         self.model = self.create_model()
         if sync_batchnorm:
             self.model = self.sync_batchnorm(self.model)
-        named = self.named_parameters()
-        trainable = set(trainable_parameters([name for name, _ in named], config))
         # frozen_bn: these BatchNorm layers stay in eval mode in training (begin_epoch).
         self.frozen_norms = frozen_batchnorms(self.arch, config["frozen_bn"], **model_kwargs(config))
+        named = self.named_parameters()
+        trainable = set(trainable_parameters([name for name, _ in named], config, self.frozen_norms))
         for name, param in named:
             self.set_trainable(param, name in trainable)
         self.optimizer = self.build_optimizer([param for name, param in named if name in trainable])

@@ -27,7 +27,8 @@ class Engine(engine.Engine):
 
     def pick_device(self):
         if self.config["device"] != "auto":
-            ms.set_device("CPU" if self.config["device"] == "cpu" else "GPU")  # set_context's device_target is deprecated
+            # set_device: set_context's device_target is deprecated (a warning at every run).
+            ms.set_device("CPU" if self.config["device"] == "cpu" else "GPU")
         target = ms.get_context("device_target")
         if target == "CPU":
             # On CPU the "device" is the host's cores: asynchronous launch only adds queue threads that compete

@@ -18,7 +18,8 @@ unless said otherwise:
 The released models are trained on RGB normalised with ImageNet's mean / std (the base config:
 123.675, 116.28, 103.53 / 58.395, 57.12, 57.375 of 255); VMZ's ported from-scratch files with VMZ's
 (mean_dataset `vmz`). MMAction2 fine-tunes the IG-65M ones with norm_eval / bn_frozen (frozen BatchNorms), a
-training option, not part of the tree: config `frozen_bn: all` (core.engine). `resnet_widen_factor` scales every width (a narrow net for tests).
+training option, not part of the tree: config `frozen_bn: all` (core.engine). `resnet_widen_factor` scales every
+width (a narrow net for tests).
 """
 from core.archs import WIDEN_FACTOR, ArchSpec, register
 from core.archs.resnet import EXPANSION as RESNET_EXPANSION, INPLANES

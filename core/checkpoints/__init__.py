@@ -10,5 +10,5 @@ from core.checkpoints.reader import (Checkpoint, NotATrainingCheckpoint, Trainin
                                      read_checkpoint, read_state, read_training_checkpoint, replace_head,
                                      write_checkpoint)
 
-__all__ = ["Checkpoint", "NotATrainingCheckpoint", "TrainingCheckpoint", "float32_state", "read_checkpoint", "read_state", "read_training_checkpoint",
-           "replace_head", "write_checkpoint"]
+__all__ = ["Checkpoint", "NotATrainingCheckpoint", "TrainingCheckpoint", "float32_state", "read_checkpoint",
+           "read_state", "read_training_checkpoint", "replace_head", "write_checkpoint"]
