@@ -173,7 +173,8 @@ def build(models_package, arch, kwargs):
 
 def frozen_batchnorms(arch, frozen_bn, **kwargs):
     """Module paths of the BatchNorm layers config `frozen_bn` freezes, in the model's order (the first is the
-    stem's): [] for 'none', all but the first for 'partial', all for 'all' and 'statistics'."""
+    stem's): [] for 'none', all but the first for 'partial' (yjxiong/tsn-pytorch models.py TSN.train, 2f0468e),
+    all for 'all' and 'statistics' (MMAction2 resnet3d_csn.py ResNet3dCSN.train, 06c11e3)."""
     norms = [name[:-len(".running_mean")] for name in expected_shapes(arch, **kwargs) if name.endswith(".running_mean")]
     return {"none": [], "partial": norms[1:], "all": norms, "statistics": norms}[frozen_bn]
 
