@@ -16,29 +16,25 @@ left out (evaluation) by the dataset (core.datasets), named on stderr at the end
 the epoch, and the epoch stops once more than ``max_bad_clips`` (a fraction) of its
 clips were unreadable. Worker processes load whole batches; results come back
 in order, at most ``prefetch`` batches per worker ahead of the consumer. The
-pool starts on the first iteration and is reused by later epochs; `close()`
-(or the end of the program) stops it.
+workers start on the first iteration and are reused by later epochs; `close()`
+(or the end of the program) stops them.
+
+A worker sends a batch's arrays as raw bytes over its own pipe, received straight
+into the consumer's arrays. multiprocessing.Pool pickled them instead: five
+copies of every batch, ~60 ms of the consumer's CPU per 19 MB training batch,
+a sixth of a narrow ResNet-10's step (bench/end_to_end.py).
 """
 import multiprocessing
+import os
 import sys
+import traceback
 import weakref
-from collections import deque
 
 import numpy as np
 from tqdm import tqdm
 
 from core.frames import FrameError
 from core.names import printable
-
-_worker_dataset = None
-
-
-def _init_worker(dataset):
-    global _worker_dataset
-    _worker_dataset = dataset
-    import cv2
-    # The workers are the parallelism; OpenCV threads would only compete with them.
-    cv2.setNumThreads(1)
 
 
 def collate(items):
@@ -70,8 +66,43 @@ def load_batch(dataset, epoch, indices):
     return (collate(items) if items else None), skipped
 
 
-def _load_batch_in_worker(epoch, indices):
-    return load_batch(_worker_dataset, epoch, indices)
+def _worker_main(connection, dataset, parent):
+    """Load the batches asked for on `connection`: for each, a header (the arrays' dtypes and shapes, the
+    skipped clips) then each array's bytes; or ("error", exception, traceback text)."""
+    import cv2
+    # The workers are the parallelism; OpenCV threads would only compete with them.
+    cv2.setNumThreads(1)
+    try:
+        while True:
+            # Other processes forked by the consumer hold copies of its end of the pipe, so its death may
+            # never close it: a worker whose parent is gone stops by itself.
+            while not connection.poll(1.0):
+                if os.getppid() != parent:
+                    return
+            epoch, indices = connection.recv()
+            try:
+                batch, skipped = load_batch(dataset, epoch, indices)
+            except Exception as error:
+                _send_error(connection, error)
+                continue
+            arrays = None if batch is None else [np.ascontiguousarray(array) for array in batch]
+            connection.send(("batch", arrays and [(a.dtype.str, a.shape) for a in arrays], skipped))
+            for array in arrays or ():
+                connection.send_bytes(array.reshape(-1).view(np.uint8))
+    except (KeyboardInterrupt, EOFError, OSError):  # Ctrl+C, or the consumer closed the loader: it reports
+        return
+
+
+def _send_error(connection, error):
+    text = traceback.format_exc()
+    try:
+        connection.send(("error", error, text))
+    except Exception:  # an exception that does not pickle
+        connection.send(("error", RuntimeError(f"{type(error).__name__}: {error}"), text))
+
+
+class WorkerTraceback(Exception):
+    """Where in a loader worker the exception it raises was raised."""
 
 
 class TooManyBadClips(FrameError):
@@ -112,7 +143,7 @@ class BatchLoader:
         self.max_bad_clips = max_bad_clips
         self.skipped = []  # (video index, problem) of each clip of the current epoch that could not be read
         self.epoch = 0
-        self._pool = None
+        self._workers = None
 
     def set_epoch(self, epoch):
         """Select the order (if shuffling) and the random sampling of epoch `epoch`."""
@@ -155,38 +186,33 @@ class BatchLoader:
             for indices in batches:
                 yield load_batch(self.dataset, self.epoch, indices)
             return
-        pool = self._start_pool()
-        pending = deque()
-        for indices in batches:
-            pending.append(pool.apply_async(_load_batch_in_worker, (self.epoch, indices)))
-            if len(pending) >= self.n_workers * self.prefetch:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        workers = self._start_workers()
+        ahead = self.n_workers * self.prefetch
+        finished = False
+        try:
+            for indices in batches[:ahead]:
+                workers.submit((self.epoch, indices))
+            for k in range(len(batches)):
+                result = workers.receive()
+                if k + ahead < len(batches):
+                    workers.submit((self.epoch, batches[k + ahead]))
+                yield result
+            finished = True
+        finally:
+            if not finished:  # the consumer stopped early: the workers' pipes still hold batches of this epoch
+                self.close()
 
-    def _start_pool(self):
-        if self._pool is None:
-            # fork shares the dataset without pickling it; the workers only use numpy and OpenCV,
-            # never the deep-learning framework the parent may have imported.
-            method = "fork" if sys.platform.startswith("linux") else None
-            context = multiprocessing.get_context(method)
-            import cv2
-            # OpenCV's thread pool must not be running across the fork (e.g. after TV-L1 in this process): the
-            # children's first OpenCV call, their setNumThreads, would wait forever on its copied locks.
-            threads = cv2.getNumThreads()
-            cv2.setNumThreads(1)
-            try:
-                self._pool = context.Pool(self.n_workers, _init_worker, (self.dataset,))
-            finally:
-                cv2.setNumThreads(threads)
-            self._finalizer = weakref.finalize(self, _stop_pool, self._pool)
-        return self._pool
+    def _start_workers(self):
+        if self._workers is None:
+            self._workers = _Workers(self.dataset, self.n_workers)
+            self._finalizer = weakref.finalize(self, self._workers.stop)
+        return self._workers
 
     def close(self):
         """Stop the worker processes (a later iteration starts new ones)."""
-        if self._pool is not None:
+        if self._workers is not None:
             self._finalizer()
-            self._pool = None
+            self._workers = None
 
     def __enter__(self):
         return self
@@ -195,6 +221,62 @@ class BatchLoader:
         self.close()
 
 
-def _stop_pool(pool):
-    pool.terminate()
-    pool.join()
+class _Workers:
+    """Worker processes with a pipe each; batch k goes to worker k % n, so results come back in order."""
+
+    def __init__(self, dataset, n_workers):
+        # fork shares the dataset without pickling it; the workers only use numpy and OpenCV,
+        # never the deep-learning framework the parent may have imported.
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+        import cv2
+        # OpenCV's thread pool must not be running across the fork (e.g. after TV-L1 in this process): the
+        # children's first OpenCV call, their setNumThreads, would wait forever on its copied locks.
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        self.connections, self.processes = [], []
+        try:
+            for _ in range(n_workers):
+                ours, theirs = context.Pipe()
+                process = context.Process(target=_worker_main, args=(theirs, dataset, os.getpid()),
+                                          daemon=True)
+                process.start()
+                theirs.close()  # only the worker holds its end: its death ends our reads (EOFError)
+                self.connections.append(ours)
+                self.processes.append(process)
+        finally:
+            cv2.setNumThreads(threads)
+        self.submitted = self.received = 0
+
+    def submit(self, task):
+        self.connections[self.submitted % len(self.connections)].send(task)
+        self.submitted += 1
+
+    def receive(self):
+        """The next batch in submission order: (arrays or None, skipped clips)."""
+        index = self.received % len(self.connections)
+        connection = self.connections[index]
+        try:
+            message = connection.recv()
+            if message[0] == "error":
+                _, error, text = message
+                raise error from WorkerTraceback(text)
+            _, layout, skipped = message
+            arrays = None if layout is None else [np.empty(shape, dtype) for dtype, shape in layout]
+            for array in arrays or ():
+                connection.recv_bytes_into(array.reshape(-1).view(np.uint8))
+        except EOFError:
+            process = self.processes[index]
+            process.join(1)
+            raise RuntimeError(f"loader worker {index} (pid {process.pid}) died, exit code {process.exitcode}: "
+                               "out of memory?") from None
+        self.received += 1
+        return (None if arrays is None else tuple(arrays)), skipped
+
+    def stop(self):
+        # A worker may be mid-batch; frame_cache entries are renamed into place, so killing it loses nothing.
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.join()
+        for connection in self.connections:
+            connection.close()

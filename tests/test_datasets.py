@@ -203,6 +203,41 @@ def test_batch_loader_eval_batches_and_worker_errors(tree, tmp_path):
         list(loader)
 
 
+class Numbered:
+    """Item i: a 2 x 3 float32 array of i and the label i; loading item `fatal` kills the worker."""
+
+    def __init__(self, n, fatal=None):
+        self.n, self.fatal = n, fatal
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        if index == self.fatal:
+            os._exit(3)  # as the kernel's OOM killer would
+        return np.full((2, 3), index + 100 * self.epoch, np.float32), index
+
+
+def test_batch_loader_restarts_cleanly_after_an_abandoned_epoch():
+    with BatchLoader(Numbered(12), batch_size=2, n_workers=2, prefetch=2) as loader:
+        for x, y in loader:  # the workers already hold the epoch's next batches when it is abandoned
+            assert y.tolist() == [0, 1]
+            break
+        loader.set_epoch(1)
+        batches = list(loader)
+    assert [y.tolist() for _, y in batches] == [[2 * k, 2 * k + 1] for k in range(6)]
+    assert np.concatenate([x[:, 0, 0] for x, _ in batches]).tolist() == [100.0 + i for i in range(12)]
+
+
+def test_batch_loader_reports_a_dead_worker():
+    with BatchLoader(Numbered(8, fatal=5), batch_size=2, n_workers=2) as loader, \
+            pytest.raises(RuntimeError, match=r"loader worker 0 \(pid \d+\) died, exit code 3"):
+        list(loader)
+
+
 def test_clips_come_from_the_annotated_segment(tmp_path):
     # Frames 1..20 exist; the segment [5, 20] means frames 5..19 (range(*segment), as the reference reads them).
     video_dir = tmp_path / "jpg" / "a" / "v1"
