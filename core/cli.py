@@ -99,25 +99,32 @@ def train_main(framework, engine_module, argv=None):
         except AnnotationError as e:  # e.g. no video of a subset has frames
             raise SystemExit(f"annotation error: {e}") from None
     package = engine_module.rpartition(".")[0] or f"backends.{framework}"  # a test gives a bare fake engine
-    first_process = importlib.import_module(package).launched()[0] == 0
-    if first_process:
+    rank, world_size = importlib.import_module(package).launched()[:2]
+    if rank == 0:
         validation = f" (validation: {len(val_set.video_ids)} videos)" if val_set is not None else ""
         print(f"[{framework}] training {arch_name(config)}: {len(train_set)} clips{validation}, {config['n_epochs']} "
               f"epochs -> {config['result_path']}; starting {framework}", flush=True)
+    # Each process loads its share of every batch (core.loader.rank_share). The workers start now, before the
+    # framework is imported: the first epoch's batches load on the core its import leaves idle, and the workers
+    # fork from a process without the framework's threads and memory.
+    share = dict(seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False, rank=rank,
+                 world_size=world_size, max_bad_clips=config["max_bad_clips"])
+    train_loader = BatchLoader(train_set, config["batch_size"], shuffle=True, **share)
+    val_loader = None
+    if val_set is not None:
+        # Validation runs no collective per step, so every clip is scored once even if ranks' steps differ.
+        val_loader = BatchLoader(val_set, config["batch_size"], shuffle=False, equal_steps=False, **share)
+    for loader in filter(None, (train_loader, val_loader)):
+        loader.set_epoch(1)  # a resumed run's first epoch is later: its iteration drops these batches
+        loader.start()
     Engine = importlib.import_module(engine_module).Engine
     try:
         engine = Engine(config)  # in a data-parallel launch, joins the other processes
+        if (engine.rank, engine.world_size) != (rank, world_size):
+            raise SystemExit(f"cannot train: the launcher's environment says process {rank} of {world_size}, "
+                             f"{framework} says {engine.rank} of {engine.world_size}")
         if writes(engine):
             claim_result_path(config["result_path"])  # a second training into it stops here, naming this one
-        # Each process loads its share of every batch (core.loader.rank_share).
-        share = dict(seed=config["manual_seed"], n_workers=config["n_threads"], drop_last=False,
-                     rank=engine.rank, world_size=engine.world_size, max_bad_clips=config["max_bad_clips"])
-        train_loader = BatchLoader(train_set, config["batch_size"], shuffle=True, **share)
-        val_loader = None
-        if val_set is not None:
-            # Validation runs no collective per step, so every clip is scored once even if ranks' steps differ.
-            val_loader = BatchLoader(val_set, config["batch_size"], shuffle=False, equal_steps=False, **share)
-        if writes(engine):
             _save_config(config, "opts.yaml")
             processes = f" x {engine.world_size} processes" if engine.world_size > 1 else ""
             print(f"[{framework}] {framework} ready in {time.time() - started:.1f} s: {engine.arch} on "

@@ -144,6 +144,7 @@ class BatchLoader:
         self.skipped = []  # (video index, problem) of each clip of the current epoch that could not be read
         self.epoch = 0
         self._workers = None
+        self._started = []  # (epoch, indices) submitted by start()
 
     def set_epoch(self, epoch):
         """Select the order (if shuffling) and the random sampling of epoch `epoch`."""
@@ -181,21 +182,37 @@ class BatchLoader:
             for _, problem in self.skipped:
                 tqdm.write(f"  skipped: {printable(problem)}", file=sys.stderr)
 
+    def start(self):
+        """Start the workers and the current epoch's first batches now (e.g. while the framework is imported).
+        An iteration of that epoch takes them up; one of another epoch drops them."""
+        if self.n_workers == 0 or self._started:
+            return
+        workers = self._start_workers()
+        self._started = [(self.epoch, indices) for indices in self.batch_indices()[:self.n_workers * self.prefetch]]
+        for task in self._started:
+            workers.submit(task)
+
     def _load(self, batches):
         if self.n_workers == 0:
             for indices in batches:
                 yield load_batch(self.dataset, self.epoch, indices)
             return
         workers = self._start_workers()
+        tasks = [(self.epoch, indices) for indices in batches]
+        started, self._started = self._started, []
+        if tasks[:len(started)] != started:  # started for another epoch (a resumed run)
+            for _ in started:
+                workers.receive()
+            started = []
         ahead = self.n_workers * self.prefetch
         finished = False
         try:
-            for indices in batches[:ahead]:
-                workers.submit((self.epoch, indices))
-            for k in range(len(batches)):
+            for task in tasks[len(started):ahead]:
+                workers.submit(task)
+            for k in range(len(tasks)):
                 result = workers.receive()
-                if k + ahead < len(batches):
-                    workers.submit((self.epoch, batches[k + ahead]))
+                if k + ahead < len(tasks):
+                    workers.submit(tasks[k + ahead])
                 yield result
             finished = True
         finally:
@@ -213,6 +230,7 @@ class BatchLoader:
         if self._workers is not None:
             self._finalizer()
             self._workers = None
+        self._started = []
 
     def __enter__(self):
         return self

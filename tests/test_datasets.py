@@ -232,6 +232,17 @@ def test_batch_loader_restarts_cleanly_after_an_abandoned_epoch():
     assert np.concatenate([x[:, 0, 0] for x, _ in batches]).tolist() == [100.0 + i for i in range(12)]
 
 
+def test_batch_loader_started_early_takes_up_or_drops_its_batches():
+    for started, iterated in ((1, 1), (1, 2)):  # (2: a resumed run)
+        with BatchLoader(Numbered(12), batch_size=2, n_workers=2, prefetch=2) as loader:
+            loader.set_epoch(started)
+            loader.start()
+            loader.start()  # once only
+            loader.set_epoch(iterated)
+            firsts = [x[:, 0, 0].tolist() for x, _ in loader]
+        assert firsts == [[100 * iterated + i, 100 * iterated + i + 1] for i in range(0, 12, 2)]
+
+
 def test_batch_loader_reports_a_dead_worker():
     with BatchLoader(Numbered(8, fatal=5), batch_size=2, n_workers=2) as loader, \
             pytest.raises(RuntimeError, match=r"loader worker 0 \(pid \d+\) died, exit code 3"):
