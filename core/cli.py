@@ -19,7 +19,7 @@ from core.archs import arch_name
 from core.datasets import (AnnotationError, evaluation_set, load_annotations, read_once, training_set,
                            validation_set)
 from core.evaluation import evaluate, evaluate_joint
-from core.loader import BatchLoader, TooManyBadClips
+from core.loader import BatchLoader, TooManyBadClips, WorkerDied
 from core.result_path import CheckpointWriteError, ResultPathBusy, claim_result_path, release_result_path
 from core.state_dict import StateDictMismatch
 from core.engine import ResumeError, WeightsFileError
@@ -137,7 +137,7 @@ def train_main(framework, engine_module, argv=None):
         raise SystemExit(f"cannot train: {e}") from None
     except TooManyBadClips as e:
         raise SystemExit(f"cannot train: {e} (max_bad_clips sets the fraction tolerated)") from None
-    except (ResultPathBusy, CheckpointWriteError) as e:
+    except (ResultPathBusy, CheckpointWriteError, WorkerDied) as e:
         raise SystemExit(f"cannot train: {e}") from None
     except ConfigError as e:  # settings that clash only when the optimizer is built (core.training.sgd_options)
         raise SystemExit(f"config error: {e}") from None
@@ -230,3 +230,5 @@ def evaluate_main(framework, engine_module, argv=None):
         raise SystemExit(f"annotation error: {e}") from None
     except TooManyBadClips as e:
         raise SystemExit(f"cannot evaluate: {e} (max_bad_clips sets the fraction tolerated)") from None
+    except WorkerDied as e:
+        raise SystemExit(f"cannot evaluate: {e}") from None

@@ -105,6 +105,10 @@ class WorkerTraceback(Exception):
     """Where in a loader worker the exception it raises was raised."""
 
 
+class WorkerDied(RuntimeError):
+    """A loader worker ended without answering (e.g. killed by the kernel for memory)."""
+
+
 class TooManyBadClips(FrameError):
     """More clips of an epoch could not be read than `max_bad_clips` allows."""
 
@@ -285,8 +289,10 @@ class _Workers:
         except EOFError:
             process = self.processes[index]
             process.join(1)
-            raise RuntimeError(f"loader worker {index} (pid {process.pid}) died, exit code {process.exitcode}: "
-                               "out of memory?") from None
+            how = (f"was killed by signal {-process.exitcode}" if process.exitcode and process.exitcode < 0
+                   else f"exited with code {process.exitcode}")
+            raise WorkerDied(f"loader worker {index} (pid {process.pid}) {how}; out of memory? (a smaller "
+                             "batch_size or n_threads needs less)") from None
         self.received += 1
         return (None if arrays is None else tuple(arrays)), skipped
 

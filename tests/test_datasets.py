@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from core.config import load_config
 from core.datasets import EvalDataset, VideoDataset, evaluation_set, training_set, validation_set
 from core.evaluation import score_videos
 from core.frames import FrameError, flow_frame_name, frame_size, read_flow_frames, read_rgb_frames
-from core.loader import BatchLoader
+from core.loader import BatchLoader, WorkerDied
 from core.spatial import Compose
 from core.temporal import SlidingWindow, TemporalCenterCrop
 from tests.conftest import ROOT
@@ -204,10 +205,11 @@ def test_batch_loader_eval_batches_and_worker_errors(tree, tmp_path):
 
 
 class Numbered:
-    """Item i: a 2 x 3 float32 array of i and the label i; loading item `fatal` kills the worker."""
+    """Item i: a 2 x 3 float32 array of i + 100 x epoch and the label i; loading item `fatal` ends the worker
+    by `death`."""
 
-    def __init__(self, n, fatal=None):
-        self.n, self.fatal = n, fatal
+    def __init__(self, n, fatal=None, death=None):
+        self.n, self.fatal, self.death = n, fatal, death
 
     def set_epoch(self, epoch):
         self.epoch = epoch
@@ -217,7 +219,7 @@ class Numbered:
 
     def __getitem__(self, index):
         if index == self.fatal:
-            os._exit(3)  # as the kernel's OOM killer would
+            self.death()
         return np.full((2, 3), index + 100 * self.epoch, np.float32), index
 
 
@@ -243,9 +245,11 @@ def test_batch_loader_started_early_takes_up_or_drops_its_batches():
         assert firsts == [[100 * iterated + i, 100 * iterated + i + 1] for i in range(0, 12, 2)]
 
 
-def test_batch_loader_reports_a_dead_worker():
-    with BatchLoader(Numbered(8, fatal=5), batch_size=2, n_workers=2) as loader, \
-            pytest.raises(RuntimeError, match=r"loader worker 0 \(pid \d+\) died, exit code 3"):
+@pytest.mark.parametrize("death, how", [(lambda: os.kill(os.getpid(), signal.SIGKILL), "was killed by signal 9"),
+                                        (lambda: os._exit(3), "exited with code 3")])
+def test_batch_loader_reports_a_dead_worker(death, how):
+    with BatchLoader(Numbered(8, fatal=5, death=death), batch_size=2, n_workers=2) as loader, \
+            pytest.raises(WorkerDied, match=rf"loader worker 0 \(pid \d+\) {how}; out of memory"):
         list(loader)
 
 
