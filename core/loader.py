@@ -16,8 +16,8 @@ left out (evaluation) by the dataset (core.datasets), named on stderr at the end
 the epoch, and the epoch stops once more than ``max_bad_clips`` (a fraction) of its
 clips were unreadable. Worker processes load whole batches; results come back
 in order, at most ``prefetch`` batches per worker ahead of the consumer. The
-workers start on the first iteration and are reused by later epochs; `close()`
-(or the end of the program) stops them.
+workers start on the first iteration (or `start()`) and are reused by later
+epochs; `close()` (or the end of the program) stops them.
 
 A worker sends a batch's arrays as raw bytes over its own pipe, received straight
 into the consumer's arrays. multiprocessing.Pool pickled them instead: five
@@ -204,13 +204,13 @@ class BatchLoader:
         workers = self._start_workers()
         tasks = [(self.epoch, indices) for indices in batches]
         started, self._started = self._started, []
-        if tasks[:len(started)] != started:  # started for another epoch (a resumed run)
-            for _ in started:
-                workers.receive()
-            started = []
         ahead = self.n_workers * self.prefetch
         finished = False
         try:
+            if tasks[:len(started)] != started:  # started for another epoch (a resumed run)
+                for _ in started:
+                    workers.receive()
+                started = []
             for task in tasks[len(started):ahead]:
                 workers.submit(task)
             for k in range(len(tasks)):
