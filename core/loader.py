@@ -26,6 +26,7 @@ a sixth of a narrow ResNet-10's step (bench/end_to_end.py).
 """
 import multiprocessing
 import os
+import signal
 import sys
 import traceback
 import weakref
@@ -69,6 +70,9 @@ def load_batch(dataset, epoch, indices):
 def _worker_main(connection, dataset, parent):
     """Load the batches asked for on `connection`: for each, a header (the arrays' dtypes and shapes, the
     skipped clips) then each array's bytes; or ("error", exception, traceback text)."""
+    # The parent's handlers are not the worker's: Paddle's SIGTERM handler, inherited, can hang instead of
+    # exiting (see _Workers.stop), and multiprocessing stops daemonic children at exit with SIGTERM.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     import cv2
     # The workers are the parallelism; OpenCV threads would only compete with them.
     cv2.setNumThreads(1)
@@ -297,9 +301,11 @@ class _Workers:
         return (None if arrays is None else tuple(arrays)), skipped
 
     def stop(self):
+        # SIGKILL, not SIGTERM: a worker inherits the parent's signal handlers, and Paddle's SIGTERM handler,
+        # run inside the malloc it interrupts (e.g. a worker still starting), calls malloc and never returns.
         # A worker may be mid-batch; frame_cache entries are renamed into place, so killing it loses nothing.
         for process in self.processes:
-            process.terminate()
+            process.kill()
         for process in self.processes:
             process.join()
         for connection in self.connections:
