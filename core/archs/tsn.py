@@ -92,8 +92,10 @@ def inception_convs(block, in_channels, widen_factor):
     shapes = [[(in_channels, w(b1), 1, 1, 0)]] if b1 else []
     shapes += [[(in_channels, w(b3r), 1, 1, 0), (w(b3r), w(b3), 3, s, 1)],
                [(in_channels, w(d3r), 1, 1, 0), (w(d3r), w(d3), 3, 1, 1), (w(d3), w(d3), 3, s, 1)]]
-    convs = [(conv, *shape) for chain, chain_shapes in zip(chains, shapes, strict=True)
-             for conv, shape in zip(chain, chain_shapes, strict=True)]
+    if [len(chain) for chain in chains] != [len(chain) for chain in shapes]:  # zip(strict=True) needs Python 3.10
+        raise ValueError(f"{block[0]}: inception_branches' convs and their shapes disagree")
+    convs = [(conv, *shape) for chain, chain_shapes in zip(chains, shapes)
+             for conv, shape in zip(chain, chain_shapes)]
     if proj_name:
         convs.append((proj_name, in_channels, w(proj), 1, 1, 0))
     out = (w(b1) if b1 else 0) + w(b3) + w(d3) + (w(proj) if proj else in_channels)
